@@ -1,0 +1,49 @@
+import { compareRevisions, increaseRevision } from './revision.js';
+
+/** The first revision a package gets. */
+export const INITIAL_REVISION = '0';
+
+/** What the database holds for one checksum of one package, read in one snapshot. */
+export interface ChecksumFacts {
+  /** Greatest revision of the package, null when the package is unknown. */
+  readonly packageMax: string | null;
+  /** Smallest revision stored for the checksum, null when the checksum is unknown. */
+  readonly checksumFirst: string | null;
+  /** Greatest revision stored for the checksum, null when the checksum is unknown. */
+  readonly checksumLast: string | null;
+}
+
+/** An answer, and whether it is a row the database does not hold yet. */
+export interface AllocationDecision {
+  readonly value: string;
+  readonly isNew: boolean;
+}
+
+/**
+ * get-pr (contract §4). History mode: a known checksum keeps its first revision. No-history
+ * mode: a known checksum keeps its last revision only while that is still the package's
+ * greatest; otherwise it moves above it, so PRs never go down.
+ */
+export function decideGetPr(facts: ChecksumFacts, history: boolean): AllocationDecision {
+  const { packageMax, checksumFirst, checksumLast } = facts;
+  if (packageMax === null) return { value: INITIAL_REVISION, isNew: true };
+  if (history && checksumFirst !== null) return { value: checksumFirst, isNew: false };
+  if (!history && checksumLast !== null && compareRevisions(checksumLast, packageMax) === 0) {
+    return { value: checksumLast, isNew: false };
+  }
+  return { value: increaseRevision(packageMax), isNew: true };
+}
+
+/** test-pr: the revision get-pr would keep for a known checksum, or null. */
+export function decideTestPr(facts: ChecksumFacts, history: boolean): string | null {
+  return history ? facts.checksumFirst : facts.checksumLast;
+}
+
+/**
+ * Legacy import-one (BitBake before 2.10, integer values): a checksum that already holds a
+ * greater revision keeps it, and that greater revision is the answer.
+ */
+export function decideLegacyImport(checksumLast: string | null, value: string): AllocationDecision {
+  if (checksumLast !== null && compareRevisions(checksumLast, value) > 0) return { value: checksumLast, isNew: false };
+  return { value, isNew: true };
+}

@@ -1,0 +1,57 @@
+import { type Kysely, sql } from 'kysely';
+import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
+import { toPrStoreError } from '../errors/pr-store-error.js';
+import type { PrDatabase } from './schema.js';
+
+/** Advisory-lock key (`'PRSV'`) under which replicas take turns creating or upgrading the schema. */
+const SCHEMA_LOCK_KEY = 0x50525356;
+
+const migrations: Record<string, Migration> = {
+  '0001-revision-table': {
+    async up(db) {
+      // Canonical spelling only ("7", "0.3"; never "07"), so a value and its key match one to one.
+      await sql`
+        CREATE TABLE prserv_revision (
+          version   text NOT NULL,
+          pkgarch   text NOT NULL,
+          checksum  text NOT NULL,
+          value     text NOT NULL CONSTRAINT prserv_revision_value_canonical
+                      CHECK (value ~ '^(0|[1-9][0-9]*)([.](0|[1-9][0-9]*))*$'),
+          value_key numeric[] GENERATED ALWAYS AS (string_to_array(value, '.')::numeric[]) STORED,
+          CONSTRAINT prserv_revision_pkey PRIMARY KEY (version, pkgarch, checksum, value_key)
+        )`.execute(db);
+      await sql`CREATE INDEX prserv_revision_package_value ON prserv_revision (version, pkgarch, value_key)`.execute(db);
+    },
+  },
+};
+
+const provider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};
+
+/**
+ * Brings the schema up to date. Safe when many replicas start at once on an empty database:
+ * they serialise on a session advisory lock and each finds the work done by the first.
+ * When the schema is already current nothing is written, so a read-only role can start.
+ */
+export async function migrateToLatest(db: Kysely<PrDatabase>): Promise<void> {
+  try {
+    if (await isSchemaCurrent(db)) return;
+    await db.connection().execute(async (connection) => {
+      await sql`SELECT pg_advisory_lock(${SCHEMA_LOCK_KEY})`.execute(connection);
+      try {
+        const { error } = await new Migrator({ db: connection, provider }).migrateToLatest();
+        if (error) throw error;
+      } finally {
+        await sql`SELECT pg_advisory_unlock(${SCHEMA_LOCK_KEY})`.execute(connection);
+      }
+    });
+  } catch (error) {
+    throw toPrStoreError(error, 'create or upgrade the prserv schema');
+  }
+}
+
+async function isSchemaCurrent(db: Kysely<PrDatabase>): Promise<boolean> {
+  const known = await new Migrator({ db, provider }).getMigrations().catch(() => undefined);
+  return known !== undefined && known.every((migration) => migration.executedAt !== undefined);
+}

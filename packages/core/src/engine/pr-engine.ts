@@ -1,0 +1,261 @@
+import { type Kysely, type Transaction, sql } from 'kysely';
+import { PrStoreError, toPrStoreError } from '../errors/pr-store-error.js';
+import { type ChecksumFacts, decideGetPr, decideLegacyImport, decideTestPr } from './allocation-rules.js';
+import { isRevision, normalizeRevision } from './revision.js';
+import type { PrDatabase } from './schema.js';
+
+/** Longest `version`, `pkgarch` or `checksum` accepted, in bytes: keeps every key within btree limits. */
+export const MAX_KEY_BYTES = 512;
+
+/** Advisory-lock class (`'PRSV'`); the object id is a hash of the package. */
+const PACKAGE_LOCK_CLASS = 0x50525356;
+
+/** A package: BitBake's `(version, pkgarch)`. */
+export interface PackageKey {
+  readonly version: string;
+  readonly pkgarch: string;
+}
+
+/** One checksum of a package. */
+export interface ChecksumKey extends PackageKey {
+  readonly checksum: string;
+}
+
+/** Arguments of {@link PrEngine.getPr} and {@link PrEngine.testPr}. */
+export interface RevisionQuery extends ChecksumKey {
+  /** History mode (a checksum keeps its first revision). Default false: no-history, as BitBake. */
+  readonly history?: boolean;
+}
+
+/** Arguments of {@link PrEngine.importOne}. */
+export interface ImportOneInput extends ChecksumKey {
+  /** The revision to store, e.g. "3" or "1.2". */
+  readonly value: string;
+  /**
+   * Legacy import rule: a checksum already holding a greater revision keeps it and that is the
+   * answer. Default false: store the row if absent and answer the value as given.
+   */
+  readonly keepHigher?: boolean;
+}
+
+/** Filters of {@link PrEngine.exportRows}; an absent or null filter matches everything. */
+export interface ExportQuery {
+  readonly version?: string | null;
+  readonly pkgarch?: string | null;
+  readonly checksum?: string | null;
+  /** All rows (true) or, per package, only the rows holding its greatest revision (false, default). */
+  readonly history?: boolean;
+}
+
+/** One exported row. */
+export interface RevisionRow extends ChecksumKey {
+  readonly value: string;
+}
+
+/** Options of {@link createPrEngine}. */
+export interface PrEngineOptions {
+  /** Compute answers but never write (BitBake `--read-only`). Default false. */
+  readonly readOnly?: boolean;
+}
+
+/** The allocation operations of a PR server (contract §4), one database transaction each at most. */
+export interface PrEngine {
+  /** True when the engine never writes. */
+  readonly readOnly: boolean;
+  /** The revision for a checksum, allocating (and storing) a new one when the rules say so. */
+  getPr(query: RevisionQuery): Promise<string>;
+  /** The revision get-pr would keep for a known checksum, or null; never stores. */
+  testPr(query: RevisionQuery): Promise<string | null>;
+  /** True when any revision is stored for the package. */
+  testPackage(key: PackageKey): Promise<boolean>;
+  /** The greatest revision of the package, or null. */
+  maxPackagePr(key: PackageKey): Promise<string | null>;
+  /** Stores one row if absent; null on a read-only engine. */
+  importOne(input: ImportOneInput): Promise<string | null>;
+  /** Stored rows matching the filters, ordered by package and revision. */
+  exportRows(query?: ExportQuery): Promise<RevisionRow[]>;
+}
+
+/**
+ * Creates the engine over a Kysely instance whose schema is current (see `migrateToLatest`).
+ * The engine owns no pool: closing the database is its creator's business.
+ */
+export function createPrEngine(db: Kysely<PrDatabase>, options: PrEngineOptions = {}): PrEngine {
+  return new KyselyPrEngine(db, options.readOnly ?? false);
+}
+
+class KyselyPrEngine implements PrEngine {
+  readonly #db: Kysely<PrDatabase>;
+  readonly readOnly: boolean;
+
+  constructor(db: Kysely<PrDatabase>, readOnly: boolean) {
+    this.#db = db;
+    this.readOnly = readOnly;
+  }
+
+  async getPr(query: RevisionQuery): Promise<string> {
+    const key = checkChecksumKey(query);
+    const history = query.history ?? false;
+    return this.#run('allocate a revision', async () => {
+      // Most requests of a rebuild ask for revisions already stored: one snapshot read answers
+      // them without a lock or a write.
+      const seen = decideGetPr(await readChecksumFacts(this.#db, key), history);
+      if (!seen.isNew || this.readOnly) return seen.value;
+      return this.#db.transaction().execute(async (trx) => {
+        await lockPackage(trx, key);
+        const decision = decideGetPr(await readChecksumFacts(trx, key), history);
+        if (decision.isNew) await insertRow(trx, { ...key, value: decision.value });
+        return decision.value;
+      });
+    });
+  }
+
+  async testPr(query: RevisionQuery): Promise<string | null> {
+    const key = checkChecksumKey(query);
+    return this.#run('read a revision', async () =>
+      decideTestPr(await readChecksumFacts(this.#db, key), query.history ?? false),
+    );
+  }
+
+  async testPackage(key: PackageKey): Promise<boolean> {
+    return (await this.maxPackagePr(key)) !== null;
+  }
+
+  async maxPackagePr(key: PackageKey): Promise<string | null> {
+    const checked = checkPackageKey(key);
+    return this.#run('read a package', async () => {
+      const row = await packageMaxQuery(this.#db, checked).executeTakeFirst();
+      return row?.value ?? null;
+    });
+  }
+
+  async importOne(input: ImportOneInput): Promise<string | null> {
+    const key = checkChecksumKey(input);
+    if (typeof input.value !== 'string' || !isRevision(input.value)) {
+      throw new PrStoreError('INVALID_ARGUMENT', `value must be a revision such as "3" or "1.2", got ${JSON.stringify(input.value)}`);
+    }
+    if (this.readOnly) return null;
+    const value = normalizeRevision(input.value);
+    return this.#run('import a revision', () =>
+      this.#db.transaction().execute(async (trx) => {
+        await lockPackage(trx, key);
+        if (input.keepHigher) {
+          const decision = decideLegacyImport((await readChecksumFacts(trx, key)).checksumLast, value);
+          if (!decision.isNew) return decision.value;
+        }
+        await insertRow(trx, { ...key, value });
+        return input.keepHigher ? value : input.value;
+      }),
+    );
+  }
+
+  async exportRows(query: ExportQuery = {}): Promise<RevisionRow[]> {
+    return this.#run('export revisions', async () => {
+      let select = this.#db
+        .selectFrom('prserv_revision as r')
+        .select(['r.version', 'r.pkgarch', 'r.checksum', 'r.value'])
+        .orderBy('r.version')
+        .orderBy('r.pkgarch')
+        .orderBy('r.value_key')
+        .orderBy('r.checksum');
+      if (query.version) select = select.where('r.version', '=', query.version);
+      if (query.pkgarch) select = select.where('r.pkgarch', '=', query.pkgarch);
+      if (query.checksum) select = select.where('r.checksum', '=', query.checksum);
+      if (!query.history) {
+        select = select.where(({ eb, selectFrom }) =>
+          eb(
+            'r.value_key',
+            '=',
+            selectFrom('prserv_revision as m')
+              .select('m.value_key')
+              .whereRef('m.version', '=', 'r.version')
+              .whereRef('m.pkgarch', '=', 'r.pkgarch')
+              .orderBy('m.value_key', 'desc')
+              .limit(1),
+          ),
+        );
+      }
+      return select.execute();
+    });
+  }
+
+  async #run<T>(action: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw toPrStoreError(error, action);
+    }
+  }
+}
+
+type Queryable = Kysely<PrDatabase> | Transaction<PrDatabase>;
+
+function packageMaxQuery(db: Queryable, key: PackageKey) {
+  return db
+    .selectFrom('prserv_revision')
+    .select('value')
+    .where('version', '=', key.version)
+    .where('pkgarch', '=', key.pkgarch)
+    .orderBy('value_key', 'desc')
+    .limit(1);
+}
+
+/** Reads the package maximum and the checksum's first and last revision in one statement (one snapshot). */
+async function readChecksumFacts(db: Queryable, key: ChecksumKey): Promise<ChecksumFacts> {
+  const checksumValues = (direction: 'asc' | 'desc') =>
+    db
+      .selectFrom('prserv_revision')
+      .select('value')
+      .where('version', '=', key.version)
+      .where('pkgarch', '=', key.pkgarch)
+      .where('checksum', '=', key.checksum)
+      .orderBy('value_key', direction)
+      .limit(1);
+  const row = await db
+    .selectNoFrom([
+      packageMaxQuery(db, key).as('package_max'),
+      checksumValues('asc').as('checksum_first'),
+      checksumValues('desc').as('checksum_last'),
+    ])
+    .executeTakeFirstOrThrow();
+  return { packageMax: row.package_max, checksumFirst: row.checksum_first, checksumLast: row.checksum_last };
+}
+
+/**
+ * Serialises writers of one package across every connection and replica until the transaction
+ * ends. Packages whose hashes collide merely take turns.
+ */
+async function lockPackage(trx: Transaction<PrDatabase>, key: PackageKey): Promise<void> {
+  await sql`SELECT pg_advisory_xact_lock(${PACKAGE_LOCK_CLASS}::int4, hashtext(${key.version} || chr(10) || ${key.pkgarch}))`.execute(trx);
+}
+
+async function insertRow(trx: Transaction<PrDatabase>, row: RevisionRow): Promise<void> {
+  await trx
+    .insertInto('prserv_revision')
+    .values(row)
+    .onConflict((conflict) => conflict.constraint('prserv_revision_pkey').doNothing())
+    .execute();
+}
+
+function checkPackageKey(key: PackageKey): PackageKey {
+  return { version: checkKeyPart('version', key.version), pkgarch: checkKeyPart('pkgarch', key.pkgarch) };
+}
+
+function checkChecksumKey(key: ChecksumKey): ChecksumKey {
+  return { ...checkPackageKey(key), checksum: checkKeyPart('checksum', key.checksum) };
+}
+
+const encoder = new TextEncoder();
+
+function checkKeyPart(name: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new PrStoreError('INVALID_ARGUMENT', `${name} must be a non-empty string`);
+  }
+  if (value.length > MAX_KEY_BYTES / 4 && encoder.encode(value).length > MAX_KEY_BYTES) {
+    throw new PrStoreError('INVALID_ARGUMENT', `${name} is longer than ${MAX_KEY_BYTES} bytes`);
+  }
+  if (value.includes('\u0000')) {
+    throw new PrStoreError('INVALID_ARGUMENT', `${name} must not contain NUL characters`);
+  }
+  return value;
+}

@@ -1,0 +1,55 @@
+// Allocation engine
+export {
+  compareRevisions,
+  formatRevision,
+  increaseRevision,
+  isRevision,
+  isRevisionUnder,
+  maxRevision,
+  normalizeRevision,
+  parseRevision,
+} from './engine/revision.js';
+export type { RevisionComponents } from './engine/revision.js';
+export { INITIAL_REVISION, decideGetPr, decideLegacyImport, decideTestPr } from './engine/allocation-rules.js';
+export type { AllocationDecision, ChecksumFacts } from './engine/allocation-rules.js';
+export { MAX_KEY_BYTES, createPrEngine } from './engine/pr-engine.js';
+export type {
+  ChecksumKey,
+  ExportQuery,
+  ImportOneInput,
+  PackageKey,
+  PrEngine,
+  PrEngineOptions,
+  RevisionQuery,
+  RevisionRow,
+} from './engine/pr-engine.js';
+export { migrateToLatest } from './engine/migrations.js';
+export { REVISION_TABLE } from './engine/schema.js';
+export type { PrDatabase, RevisionTable } from './engine/schema.js';
+
+// Stores
+export { DEFAULT_EMBEDDED_PATH, DEFAULT_POOL_SIZE, isPostgresUrl, openPrStore } from './store/open-pr-store.js';
+export type { OpenPrStoreOptions, PrStore, PrStoreKind } from './store/open-pr-store.js';
+
+// Errors
+export { PR_STORE_ERROR_CODES, PrStoreError, isPrStoreError } from './errors/pr-store-error.js';
+export type { PrStoreErrorCode } from './errors/pr-store-error.js';
+
+// asyncrpc codec
+export {
+  ASYNCRPC_MAX_CHUNK,
+  CHUNK_STREAM_KEY,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  PRSERV_PROTOCOL_NAME,
+  PRSERV_PROTOCOL_VERSION,
+} from './protocol/constants.js';
+export { FrameDecoder } from './protocol/frame-decoder.js';
+export type { DecodedFrame, FrameDecoderOptions, FrameHeaders, FramePreamble } from './protocol/frame-decoder.js';
+export { encodeClientHello, encodeHeaders, encodeMessage, toAsciiJson } from './protocol/frame-encoder.js';
+export { PR_METHODS, isPrMethod, parseRequest } from './protocol/requests.js';
+export type { ChecksumParams, PackageParams, PrMethod, PrRequest } from './protocol/requests.js';
+export { PROTOCOL_ERROR_CODES, ProtocolError, isProtocolError } from './protocol/protocol-error.js';
+export type { ProtocolErrorCode } from './protocol/protocol-error.js';
+export { fromWireRevision, toWireRevision } from './protocol/wire-values.js';
+export { exportMetainfo } from './protocol/export-metainfo.js';
+export type { ColumnInfo, ExportMetainfo } from './protocol/export-metainfo.js';

@@ -1,0 +1,180 @@
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
+import { PrStoreError } from '../errors/pr-store-error.js';
+import { migrateToLatest } from '../engine/migrations.js';
+import { createPrEngine, type PrEngine } from '../engine/pr-engine.js';
+import type { PrDatabase } from '../engine/schema.js';
+import { acquireStoreLock, type StoreLock } from './store-lock.js';
+
+/** Folder of the embedded store when no database is named. */
+export const DEFAULT_EMBEDDED_PATH = './prserv-data';
+/** Default size of the PostgreSQL connection pool. */
+export const DEFAULT_POOL_SIZE = 10;
+
+/** Which kind of database a store runs on. */
+export type PrStoreKind = 'postgres' | 'embedded';
+
+/** Options of {@link openPrStore}. */
+export interface OpenPrStoreOptions {
+  /**
+   * A `postgres://` or `postgresql://` URL selects PostgreSQL; anything else is the folder of the
+   * embedded store (PGlite), created if missing. Default `./prserv-data`.
+   */
+  readonly database?: string;
+  /** Maximum PostgreSQL connections of this store's pool. Default 10. Ignored by the embedded store. */
+  readonly poolSize?: number;
+  /** Never write; answers are computed as if writing. Default false. */
+  readonly readOnly?: boolean;
+  /** How long to wait for a PostgreSQL connection, in ms. Default 10000. */
+  readonly connectTimeoutMs?: number;
+  /**
+   * Called with errors of idle pooled PostgreSQL connections (e.g. the server restarted).
+   * Such errors never throw; the next request reconnects. Default: ignored.
+   */
+  readonly onBackgroundError?: (error: Error) => void;
+}
+
+/** An open PR store: the engine plus the database it owns. */
+export interface PrStore extends PrEngine {
+  readonly kind: PrStoreKind;
+  /** The PostgreSQL URL without its password, or the embedded store's absolute folder. */
+  readonly location: string;
+  /** Finishes in-flight work, closes the database and releases the embedded store's lock. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** True when `database` names a PostgreSQL server rather than an embedded store folder. */
+export function isPostgresUrl(database: string): boolean {
+  return /^postgres(?:ql)?:\/\//i.test(database);
+}
+
+/**
+ * Opens a PR store: connects, creates or upgrades the schema, and returns the engine.
+ *
+ * ```ts
+ * const store = await openPrStore({ database: 'postgres://prserv@db/prserv' });
+ * const pr = await store.getPr({ version: '1.0-r0', pkgarch: 'core2-64', checksum: 'ab12…' });
+ * await store.close();
+ * ```
+ */
+export async function openPrStore(options: OpenPrStoreOptions = {}): Promise<PrStore> {
+  const database = options.database ?? DEFAULT_EMBEDDED_PATH;
+  const poolSize = options.poolSize ?? DEFAULT_POOL_SIZE;
+  if (!Number.isInteger(poolSize) || poolSize < 1) {
+    throw new PrStoreError('INVALID_ARGUMENT', `poolSize must be a positive integer, got ${String(poolSize)}`);
+  }
+  const opened = isPostgresUrl(database)
+    ? await openPostgres(database, poolSize, options)
+    : await openEmbedded(database);
+  try {
+    await migrateToLatest(opened.db);
+  } catch (error) {
+    await opened.close();
+    throw error;
+  }
+  return new OpenedPrStore(opened, createPrEngine(opened.db, { readOnly: options.readOnly ?? false }));
+}
+
+interface OpenedDatabase {
+  readonly kind: PrStoreKind;
+  readonly location: string;
+  readonly db: Kysely<PrDatabase>;
+  close(): Promise<void>;
+}
+
+async function openPostgres(url: string, poolSize: number, options: OpenPrStoreOptions): Promise<OpenedDatabase> {
+  // Loaded on demand so that users of the embedded store (or of the codec alone) never load pg.
+  const { default: pg } = await import('pg');
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+    application_name: 'prserv',
+  });
+  pool.on('error', (error) => options.onBackgroundError?.(error));
+  const db = new Kysely<PrDatabase>({ dialect: new PostgresDialect({ pool }) });
+  return { kind: 'postgres', location: redactUrl(url), db, close: () => db.destroy() };
+}
+
+async function openEmbedded(folder: string): Promise<OpenedDatabase> {
+  const location = resolve(folder);
+  try {
+    await mkdir(location, { recursive: true });
+  } catch (cause) {
+    throw new PrStoreError('INVALID_ARGUMENT', `cannot create the embedded store folder ${location}: ${(cause as Error).message}`, { cause });
+  }
+  const lock: StoreLock = await acquireStoreLock(join(location, 'prserv.lock'));
+  try {
+    const { PGlite } = await import('@electric-sql/pglite');
+    const pglite = await PGlite.create(join(location, 'pgdata'));
+    const db = new Kysely<PrDatabase>({ dialect: new PGliteDialect({ pglite }) });
+    const close = async () => {
+      try {
+        await db.destroy();
+        if (!pglite.closed) await pglite.close();
+      } finally {
+        await lock.release();
+      }
+    };
+    return { kind: 'embedded', location, db, close };
+  } catch (cause) {
+    await lock.release();
+    throw new PrStoreError('DATABASE_ERROR', `cannot open the embedded store in ${location}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'postgres://(unparsable URL)';
+  }
+}
+
+class OpenedPrStore implements PrStore {
+  readonly #opened: OpenedDatabase;
+  readonly #engine: PrEngine;
+  #closing: Promise<void> | undefined;
+
+  constructor(opened: OpenedDatabase, engine: PrEngine) {
+    this.#opened = opened;
+    this.#engine = engine;
+  }
+
+  get kind(): PrStoreKind {
+    return this.#opened.kind;
+  }
+
+  get location(): string {
+    return this.#opened.location;
+  }
+
+  get readOnly(): boolean {
+    return this.#engine.readOnly;
+  }
+
+  getPr: PrEngine['getPr'] = async (query) => this.#open().getPr(query);
+  testPr: PrEngine['testPr'] = async (query) => this.#open().testPr(query);
+  testPackage: PrEngine['testPackage'] = async (key) => this.#open().testPackage(key);
+  maxPackagePr: PrEngine['maxPackagePr'] = async (key) => this.#open().maxPackagePr(key);
+  importOne: PrEngine['importOne'] = async (input) => this.#open().importOne(input);
+  exportRows: PrEngine['exportRows'] = async (query) => this.#open().exportRows(query);
+
+  close(): Promise<void> {
+    this.#closing ??= this.#opened.close();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #open(): PrEngine {
+    if (this.#closing) throw new PrStoreError('STORE_CLOSED', 'the PR store is closed');
+    return this.#engine;
+  }
+}

@@ -1,0 +1,85 @@
+import { readFile, unlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { PrStoreError } from '../errors/pr-store-error.js';
+
+/** A held lock file; `release()` removes it if it is still ours. */
+export interface StoreLock {
+  readonly path: string;
+  release(): Promise<void>;
+}
+
+interface LockOwner {
+  pid: number;
+  host: string;
+  since: string;
+}
+
+/**
+ * Takes an exclusive lock file for an embedded store folder. PGlite has no cross-process
+ * locking and two processes on one folder corrupt it, so a second opener must be refused.
+ * A lock left by a dead process (same host, pid gone) is taken over.
+ */
+export async function acquireStoreLock(path: string): Promise<StoreLock> {
+  const mine: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
+  const text = `${JSON.stringify(mine)}\n`;
+  for (let attempt = 0; attempt < 5; attempt += 1) {
+    try {
+      await writeFile(path, text, { flag: 'wx', mode: 0o644 });
+      return { path, release: () => releaseIfOurs(path, text) };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new PrStoreError('STORE_LOCKED', `cannot create the lock file ${path}: ${(error as Error).message}`, { cause: error });
+      }
+    }
+    const existing = await readFile(path, 'utf8').catch(() => undefined);
+    if (existing === undefined) continue; // released meanwhile: try again
+    const owner = parseOwner(existing);
+    if (owner && owner.host === mine.host && owner.pid === process.pid) {
+      throw new PrStoreError('STORE_LOCKED', `the embedded store is already open in this process (lock file ${path})`);
+    }
+    if (owner && owner.host !== mine.host) {
+      throw new PrStoreError(
+        'STORE_LOCKED',
+        `the embedded store is locked by pid ${owner.pid} on host ${owner.host} (lock file ${path}); remove the file only if that process is gone`,
+      );
+    }
+    if (owner && isAlive(owner.pid)) {
+      throw new PrStoreError(
+        'STORE_LOCKED',
+        `the embedded store is in use by another prserv process (pid ${owner.pid}, lock file ${path})`,
+      );
+    }
+    // Stale: its holder is dead (or the file is unreadable garbage). Remove it only if it is
+    // still the same stale file, so two processes taking over at once do not remove each other's.
+    const again = await readFile(path, 'utf8').catch(() => undefined);
+    if (again === existing) await unlink(path).catch(() => undefined);
+  }
+  throw new PrStoreError('STORE_LOCKED', `could not take the lock file ${path}: another process keeps taking it`);
+}
+
+function parseOwner(text: string): LockOwner | undefined {
+  try {
+    const value = JSON.parse(text) as Partial<LockOwner>;
+    if (typeof value.pid === 'number' && typeof value.host === 'string') {
+      return { pid: value.pid, host: value.host, since: String(value.since ?? '') };
+    }
+  } catch {
+    // not ours, or truncated by a crash: treated as stale
+  }
+  return undefined;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the process exists but belongs to someone else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function releaseIfOurs(path: string, text: string): Promise<void> {
+  const current = await readFile(path, 'utf8').catch(() => undefined);
+  if (current === text) await unlink(path).catch(() => undefined);
+}
