@@ -41,9 +41,10 @@ export function decideTestPr(facts: ChecksumFacts, history: boolean): string | n
 
 /**
  * Legacy import-one (BitBake before 2.10, integer values): a checksum that already holds a
- * greater revision keeps it, and that greater revision is the answer.
+ * greater revision keeps it, and that greater revision is the answer. A checksum whose last
+ * revision is the imported value already holds that row: nothing new.
  */
 export function decideLegacyImport(checksumLast: string | null, value: string): AllocationDecision {
-  if (checksumLast !== null && compareRevisions(checksumLast, value) > 0) return { value: checksumLast, isNew: false };
+  if (checksumLast !== null && compareRevisions(checksumLast, value) >= 0) return { value: checksumLast, isNew: false };
   return { value, isNew: true };
 }

@@ -25,9 +25,16 @@ export function parseRevision(text: string): RevisionComponents {
   return text.split('.').map((part) => BigInt(part));
 }
 
-/** Formats components in canonical form (no leading zeros). */
+/**
+ * Formats components in canonical form (no leading zeros).
+ * @throws RangeError when there are no components or one is negative.
+ */
 export function formatRevision(components: RevisionComponents): string {
   if (components.length === 0) throw new RangeError('a revision has at least one component');
+  // "-1" or "1.-2" would not parse back: refuse to spell a non-revision.
+  if (components.some((part) => part < 0n)) {
+    throw new RangeError(`revision components must be non-negative, got [${components.join(', ')}]`);
+  }
   return components.map((part) => part.toString()).join('.');
 }
 

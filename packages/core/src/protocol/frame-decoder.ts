@@ -15,7 +15,8 @@ export interface FrameDecoderOptions {
   readonly preamble: FramePreamble;
   /**
    * Upper bound, in bytes, on one incoming message: a single line, or the whole text of a chunk
-   * stream. Exceeding it raises a `MESSAGE_TOO_LARGE` {@link ProtocolError}. Default 1 MiB.
+   * stream. The preamble (protocol line and header lines together) has the same bound.
+   * Exceeding it raises a `MESSAGE_TOO_LARGE` {@link ProtocolError}. Default 1 MiB.
    */
   readonly maxMessageBytes?: number;
 }
@@ -51,6 +52,7 @@ export class FrameDecoder {
   #headers: Record<string, string> = {};
   #chunks: string[] = [];
   #chunkBytes = 0;
+  #preambleBytes = 0;
 
   constructor(options: FrameDecoderOptions) {
     const max = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
@@ -100,7 +102,9 @@ export class FrameDecoder {
     } catch (error) {
       this.#phase = 'failed';
       this.#pending = [];
+      this.#pendingBytes = 0;
       this.#chunks = [];
+      this.#headers = {};
       throw error;
     }
     return frames;
@@ -129,22 +133,36 @@ export class FrameDecoder {
   }
 
   #checkLineSize(bytes: number): void {
-    const limit = this.#phase === 'chunks' ? this.#maxMessageBytes - this.#chunkBytes : this.#maxMessageBytes;
-    if (bytes > limit) this.#tooLarge();
+    if (bytes > this.#maxMessageBytes - this.#bytesSoFar()) this.#tooLarge();
+  }
+
+  /** Bytes already taken by the unit the current line belongs to. */
+  #bytesSoFar(): number {
+    switch (this.#phase) {
+      case 'chunks':
+        return this.#chunkBytes;
+      // Each header line is short, but a peer must not grow the header map without end either.
+      case 'protocol-line':
+      case 'headers':
+        return this.#preambleBytes;
+      default:
+        return 0;
+    }
   }
 
   #tooLarge(): never {
-    throw new ProtocolError(
-      'MESSAGE_TOO_LARGE',
-      `message exceeds the limit of ${this.#maxMessageBytes} bytes`,
-    );
+    const what = this.#phase === 'protocol-line' || this.#phase === 'headers' ? 'the handshake' : 'message';
+    throw new ProtocolError('MESSAGE_TOO_LARGE', `${what} exceeds the limit of ${this.#maxMessageBytes} bytes`);
   }
 
   #acceptLine(line: string, lineBytes: number): DecodedFrame | undefined {
     switch (this.#phase) {
       case 'protocol-line':
+        // #checkLineSize already bounded this line by what the preamble has left.
+        this.#preambleBytes += lineBytes;
         return this.#acceptProtocolLine(line.trimEnd());
       case 'headers':
+        this.#preambleBytes += lineBytes;
         return this.#acceptHeaderLine(line.trimEnd());
       case 'messages':
         return this.#acceptMessageLine(line);
@@ -168,6 +186,7 @@ export class FrameDecoder {
   #acceptHeaderLine(line: string): DecodedFrame | undefined {
     if (line.length === 0) {
       this.#phase = 'messages';
+      this.#preambleBytes = 0;
       const headers = Object.freeze({ ...this.#headers });
       this.#headers = {};
       if (this.#hello) return { type: 'hello', ...this.#hello, headers };

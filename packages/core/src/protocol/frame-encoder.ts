@@ -15,8 +15,12 @@ export function toAsciiJson(value: unknown): string {
  * Frames one message: a single line when its JSON text is shorter than `maxChunk - 1`
  * characters, otherwise a `{"chunk-stream": null}` line, pieces of `maxChunk - 1` characters each
  * on its own line, and an empty line (BitBake `chunkify`). Default `maxChunk` is 32 KiB.
+ * @throws RangeError when `maxChunk` is not an integer of at least 2 (pieces would be empty).
  */
 export function encodeMessage(message: unknown, maxChunk: number = ASYNCRPC_MAX_CHUNK): string {
+  if (!Number.isInteger(maxChunk) || maxChunk < 2) {
+    throw new RangeError(`maxChunk must be an integer of at least 2, got ${String(maxChunk)}`);
+  }
   const text = toAsciiJson(message);
   const pieceLength = maxChunk - 1;
   if (text.length < pieceLength) return `${text}\n`;
@@ -40,7 +44,10 @@ export function encodeHeaders(headers: Readonly<Record<string, string>> = {}): s
   return `${text}\n`;
 }
 
-/** The opening a PR client sends: `PRSERVICE 1.0`, its headers and an empty line. */
-export function encodeClientHello(headers: Readonly<Record<string, string>> = {}): string {
+/**
+ * The opening a PR client sends: `PRSERVICE 1.0`, its headers and an empty line. BitBake's
+ * clients send `needs-headers: false`, the default here.
+ */
+export function encodeClientHello(headers: Readonly<Record<string, string>> = { 'needs-headers': 'false' }): string {
   return `${PRSERV_PROTOCOL_NAME} ${PRSERV_PROTOCOL_VERSION}\n${encodeHeaders(headers)}`;
 }

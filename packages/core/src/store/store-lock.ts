@@ -35,7 +35,10 @@ export async function acquireStoreLock(path: string): Promise<StoreLock> {
     if (existing === undefined) continue; // released meanwhile: try again
     const owner = parseOwner(existing);
     if (owner && owner.host === mine.host && owner.pid === process.pid) {
-      throw new PrStoreError('STORE_LOCKED', `the embedded store is already open in this process (lock file ${path})`);
+      throw new PrStoreError(
+        'STORE_LOCKED',
+        `the embedded store is already open in this process (pid ${owner.pid}, lock file ${path}); close it first`,
+      );
     }
     if (owner && owner.host !== mine.host) {
       throw new PrStoreError(

@@ -1,0 +1,165 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import { type DecodedFrame, encodeClientHello, encodeMessage, FrameDecoder, isProtocolError } from '@prserv/core';
+import { PrClientError } from './client-errors.js';
+import type { ServerAddress } from './server-address.js';
+
+/** Opens the byte stream to a server; replaceable so tests and tools can bring their own transport. */
+export type SocketFactory = (address: ServerAddress) => Socket;
+
+/** Options of {@link AsyncRpcConnection.open}. */
+export interface ConnectionOptions {
+  readonly connectTimeoutMs: number;
+  readonly maxMessageBytes?: number;
+  readonly signal?: AbortSignal;
+  readonly createSocket?: SocketFactory;
+}
+
+interface Pending {
+  resolve(message: unknown): void;
+  reject(error: Error): void;
+}
+
+const defaultSocketFactory: SocketFactory = ({ host, port }) => netConnect({ host, port });
+
+/**
+ * One asyncrpc connection to a PR server: it sends the `PRSERVICE 1.0` hello, then carries one
+ * request at a time and matches each response to it (the protocol has no request ids).
+ */
+export class AsyncRpcConnection {
+  readonly #socket: Socket;
+  readonly #decoder: FrameDecoder;
+  readonly #waiting: Pending[] = [];
+  #failure: PrClientError | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(socket: Socket, maxMessageBytes: number | undefined) {
+    this.#socket = socket;
+    this.#decoder = new FrameDecoder({ preamble: 'none', maxMessageBytes });
+    socket.on('data', (chunk: Buffer) => this.#receive(chunk));
+    socket.on('error', (error) => this.#fail(new PrClientError('CONNECTION_LOST', `connection lost: ${error.message}`, { cause: error })));
+    socket.on('close', () => this.#fail(new PrClientError('CONNECTION_LOST', 'the server closed the connection')));
+  }
+
+  /** Connects and sends the hello. Rejects with `CONNECT_FAILED`, `TIMEOUT` or `ABORTED`. */
+  static open(address: ServerAddress, options: ConnectionOptions): Promise<AsyncRpcConnection> {
+    return new Promise((resolve, reject) => {
+      if (options.signal?.aborted) {
+        reject(new PrClientError('ABORTED', 'aborted before connecting', { cause: options.signal.reason }));
+        return;
+      }
+      const socket = (options.createSocket ?? defaultSocketFactory)(address);
+      socket.setNoDelay(true);
+      const where = `${address.host}:${address.port}`;
+      const settle = (error?: Error) => {
+        clearTimeout(timer);
+        socket.off('connect', onConnect);
+        socket.off('error', onError);
+        options.signal?.removeEventListener('abort', onAbort);
+        if (error) {
+          socket.destroy();
+          reject(error);
+        }
+      };
+      const onConnect = () => {
+        settle();
+        socket.write(encodeClientHello());
+        resolve(new AsyncRpcConnection(socket, options.maxMessageBytes));
+      };
+      const onError = (error: Error) =>
+        settle(new PrClientError('CONNECT_FAILED', `cannot connect to PR server ${where}: ${error.message}`, { cause: error }));
+      const onAbort = () => settle(new PrClientError('ABORTED', `aborted while connecting to ${where}`, { cause: options.signal?.reason }));
+      const timer = setTimeout(
+        () => settle(new PrClientError('TIMEOUT', `timed out after ${options.connectTimeoutMs} ms connecting to PR server ${where}`)),
+        options.connectTimeoutMs,
+      );
+      socket.once('connect', onConnect);
+      socket.once('error', onError);
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** True once the connection failed or was closed; open a new one then. */
+  get closed(): boolean {
+    return this.#failure !== undefined;
+  }
+
+  /**
+   * Sends one message and resolves with the server's response. A timeout or abort spoils the
+   * connection (a late answer would be taken for the next request's), so it is closed.
+   */
+  request(message: unknown, options: { timeoutMs: number; signal?: AbortSignal }): Promise<unknown> {
+    const run = () => this.#exchange(message, options);
+    const result = this.#queue.then(run, run);
+    this.#queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Closes the socket; pending requests fail with `CLOSED`. */
+  close(): void {
+    this.#fail(new PrClientError('CLOSED', 'the client closed the connection'));
+  }
+
+  #exchange(message: unknown, options: { timeoutMs: number; signal?: AbortSignal }): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      if (this.#failure) {
+        reject(this.#failure);
+        return;
+      }
+      if (options.signal?.aborted) {
+        reject(new PrClientError('ABORTED', 'request aborted', { cause: options.signal.reason }));
+        return;
+      }
+      const finish = () => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+      };
+      const pending: Pending = {
+        resolve: (value) => {
+          finish();
+          resolve(value);
+        },
+        reject: (error) => {
+          finish();
+          reject(error);
+        },
+      };
+      const onAbort = () => {
+        pending.reject(new PrClientError('ABORTED', 'request aborted', { cause: options.signal?.reason }));
+        this.#fail(new PrClientError('CLOSED', 'connection closed after an aborted request'));
+      };
+      const timer = setTimeout(() => {
+        pending.reject(new PrClientError('TIMEOUT', `no answer from the PR server within ${options.timeoutMs} ms`));
+        this.#fail(new PrClientError('CLOSED', 'connection closed after a timed-out request'));
+      }, options.timeoutMs);
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiting.push(pending);
+      this.#socket.write(encodeMessage(message));
+    });
+  }
+
+  #receive(chunk: Buffer): void {
+    let frames: DecodedFrame[];
+    try {
+      frames = this.#decoder.push(chunk);
+    } catch (error) {
+      const detail = isProtocolError(error) ? error.message : String(error);
+      this.#fail(new PrClientError('PROTOCOL', `the server sent an invalid message: ${detail}`, { cause: error }));
+      return;
+    }
+    for (const frame of frames) {
+      const pending = this.#waiting.shift();
+      if (!pending) {
+        this.#fail(new PrClientError('PROTOCOL', 'the server sent a message nobody asked for'));
+        return;
+      }
+      if (frame.type === 'message') pending.resolve(frame.message);
+    }
+  }
+
+  #fail(error: PrClientError): void {
+    if (this.#failure) return;
+    this.#failure = error;
+    this.#socket.destroy();
+    for (const pending of this.#waiting.splice(0)) pending.reject(error);
+  }
+}

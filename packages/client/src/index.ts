@@ -1,0 +1,17 @@
+export { PrClient, createPrClient } from './pr-client.js';
+export type {
+  CallOptions,
+  ExportArgs,
+  ExportResult,
+  ExportedRow,
+  ImportArgs,
+  PackageArgs,
+  PrClientOptions,
+  RevisionArgs,
+} from './pr-client.js';
+export { AsyncRpcConnection } from './asyncrpc-connection.js';
+export type { ConnectionOptions, SocketFactory } from './asyncrpc-connection.js';
+export { formatServerAddress, parseServerAddress } from './server-address.js';
+export type { ServerAddress } from './server-address.js';
+export { InvokeError, PR_CLIENT_ERROR_CODES, PrClientError, isInvokeError, isPrClientError } from './client-errors.js';
+export type { PrClientErrorCode } from './client-errors.js';

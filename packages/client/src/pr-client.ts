@@ -1,0 +1,288 @@
+import { type ExportMetainfo, fromWireRevision } from '@prserv/core';
+import { AsyncRpcConnection, type SocketFactory } from './asyncrpc-connection.js';
+import { InvokeError, PrClientError } from './client-errors.js';
+import { formatServerAddress, parseServerAddress, type ServerAddress } from './server-address.js';
+
+/** Options of {@link createPrClient}. */
+export interface PrClientOptions {
+  /** `host:port`, `[v6]:port`, or an address object. */
+  readonly address: string | ServerAddress;
+  /** Time allowed to open a connection, in ms. Default 10000. */
+  readonly connectTimeoutMs?: number;
+  /** Time allowed for one answer, in ms. Default 30000. */
+  readonly requestTimeoutMs?: number;
+  /**
+   * How many times a request is sent again on a new connection after the connection failed,
+   * as BitBake's client does (it tries 3 more times). Default 3. Invoke errors and timeouts are
+   * never retried.
+   */
+  readonly retries?: number;
+  /** Pause before the first retry, doubled for each further one, in ms. Default 100. */
+  readonly retryDelayMs?: number;
+  /** Largest response accepted, in bytes (exports can be big). Default 256 MiB. */
+  readonly maxMessageBytes?: number;
+  /**
+   * Speak as a legacy client (BitBake before 2.10): requests carry no `history` key, so the
+   * server uses its default mode and answers integers. Default false.
+   */
+  readonly legacy?: boolean;
+  /** Opens the transport; default a TCP socket. */
+  readonly createSocket?: SocketFactory;
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+  /** Overrides the client's request timeout for this call. */
+  readonly timeoutMs?: number;
+}
+
+/** A package: BitBake's `(version, pkgarch)`. */
+export interface PackageArgs {
+  readonly version: string;
+  readonly pkgarch: string;
+}
+
+/** One checksum of a package, and the mode to answer in. */
+export interface RevisionArgs extends PackageArgs {
+  readonly checksum: string;
+  /** History mode (a checksum keeps its first PR). Default false. Ignored by legacy servers. */
+  readonly history?: boolean;
+}
+
+/** Arguments of {@link PrClient.importOne}. */
+export interface ImportArgs extends PackageArgs {
+  readonly checksum: string;
+  readonly value: string;
+}
+
+/** Arguments of {@link PrClient.export}; absent filters match everything. */
+export interface ExportArgs {
+  readonly version?: string;
+  readonly pkgarch?: string;
+  readonly checksum?: string;
+  /** Ask for the description of BitBake's table too. Default false. */
+  readonly colinfo?: boolean;
+  /** All rows (true) or only those at each package's maximum (false, default). */
+  readonly history?: boolean;
+}
+
+/** One exported row, values as strings whatever the server generation. */
+export interface ExportedRow {
+  readonly version: string;
+  readonly pkgarch: string;
+  readonly checksum: string;
+  readonly value: string;
+}
+
+/** What {@link PrClient.export} returns. */
+export interface ExportResult {
+  /** `{}` without colinfo. */
+  readonly metainfo: ExportMetainfo | Record<string, never>;
+  readonly rows: ExportedRow[];
+}
+
+/**
+ * Creates a client for a PR server: prserv, or BitBake's own `bitbake-prserv` of either
+ * generation. It connects on first use and keeps one connection.
+ */
+export function createPrClient(options: PrClientOptions): PrClient {
+  return new PrClient(options);
+}
+
+/** Typed async client for the BitBake PR protocol. Revisions are always strings. */
+export class PrClient implements AsyncDisposable {
+  readonly address: ServerAddress;
+  readonly #options: Required<Omit<PrClientOptions, 'address' | 'createSocket'>> & Pick<PrClientOptions, 'createSocket'>;
+  #connection: Promise<AsyncRpcConnection> | undefined;
+  #closed = false;
+
+  constructor(options: PrClientOptions) {
+    this.address = typeof options.address === 'string' ? parseServerAddress(options.address) : options.address;
+    this.#options = {
+      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+      requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+      retries: options.retries ?? 3,
+      retryDelayMs: options.retryDelayMs ?? 100,
+      maxMessageBytes: options.maxMessageBytes ?? 256 * 1024 * 1024,
+      legacy: options.legacy ?? false,
+      createSocket: options.createSocket,
+    };
+  }
+
+  /** True when the server answers. */
+  async ping(options?: CallOptions): Promise<boolean> {
+    const response = await this.#call('ping', {}, options);
+    return response.alive === true;
+  }
+
+  /** True when the server is read-only. */
+  async isReadonly(options?: CallOptions): Promise<boolean> {
+    const response = await this.#call('is-readonly', {}, options);
+    return response.readonly === true;
+  }
+
+  /** The PR for a checksum; the server allocates one if needed. */
+  async getPr(args: RevisionArgs, options?: CallOptions): Promise<string> {
+    const response = await this.#call('get-pr', this.#withHistory(checksumParams(args), args.history), options);
+    const value = revision(response.value);
+    if (value === null) throw new PrClientError('PROTOCOL', 'the server answered get-pr without a value');
+    return value;
+  }
+
+  /** The PR the server holds for a checksum, or null; nothing is allocated. */
+  async testPr(args: RevisionArgs, options?: CallOptions): Promise<string | null> {
+    const response = await this.#call('test-pr', this.#withHistory(checksumParams(args), args.history), options);
+    return revision(response.value);
+  }
+
+  /** True when the server knows the package. */
+  async testPackage(args: PackageArgs, options?: CallOptions): Promise<boolean> {
+    const response = await this.#call('test-package', { version: args.version, pkgarch: args.pkgarch }, options);
+    return response.value === true;
+  }
+
+  /** The greatest PR of a package, or null. */
+  async maxPackagePr(args: PackageArgs, options?: CallOptions): Promise<string | null> {
+    const response = await this.#call('max-package-pr', { version: args.version, pkgarch: args.pkgarch }, options);
+    return revision(response.value);
+  }
+
+  /** Stores one row; returns the value the server keeps, or null from a read-only server. */
+  async importOne(args: ImportArgs, options?: CallOptions): Promise<string | null> {
+    const response = await this.#call(
+      'import-one',
+      { ...checksumParams(args), value: this.#options.legacy && /^\d+$/.test(args.value) ? Number(args.value) : args.value },
+      options,
+    );
+    return revision(response.value);
+  }
+
+  /** Exports stored rows. */
+  async export(args: ExportArgs = {}, options?: CallOptions): Promise<ExportResult> {
+    const params = {
+      version: args.version ?? null,
+      pkgarch: args.pkgarch ?? null,
+      checksum: args.checksum ?? null,
+      colinfo: args.colinfo ?? false,
+    };
+    const response = await this.#call('export', this.#withHistory(params, args.history), options);
+    const data = response.datainfo;
+    if (!Array.isArray(data)) throw new PrClientError('PROTOCOL', 'the server answered export without datainfo');
+    const rows = data.map((row: Record<string, unknown>) => ({
+      version: String(row.version),
+      pkgarch: String(row.pkgarch),
+      checksum: String(row.checksum),
+      value: revision(row.value) ?? '',
+    }));
+    const metainfo = (response.metainfo ?? {}) as ExportResult['metainfo'];
+    return { metainfo, rows };
+  }
+
+  /** Closes the connection; further calls fail with `CLOSED`. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const connection = this.#connection;
+    this.#connection = undefined;
+    if (connection) (await connection.catch(() => undefined))?.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #withHistory(params: Record<string, unknown>, history: boolean | undefined): Record<string, unknown> {
+    return this.#options.legacy ? params : { ...params, history: history ?? false };
+  }
+
+  async #call(method: string, params: Record<string, unknown>, options: CallOptions = {}): Promise<Record<string, unknown>> {
+    const message = { [method]: params };
+    for (let attempt = 0; ; attempt += 1) {
+      if (this.#closed) throw new PrClientError('CLOSED', 'the client is closed');
+      try {
+        const connection = await this.#connect(options.signal);
+        const response = await connection.request(message, {
+          timeoutMs: options.timeoutMs ?? this.#options.requestTimeoutMs,
+          signal: options.signal,
+        });
+        return this.#unwrap(method, response, connection);
+      } catch (error) {
+        const retriable = error instanceof PrClientError && (error.code === 'CONNECT_FAILED' || error.code === 'CONNECTION_LOST');
+        if (!retriable || attempt >= this.#options.retries) throw error;
+        await delay(this.#options.retryDelayMs * 2 ** attempt, options.signal);
+      }
+    }
+  }
+
+  #unwrap(method: string, response: unknown, connection: AsyncRpcConnection): Record<string, unknown> {
+    if (typeof response !== 'object' || response === null || Array.isArray(response)) {
+      throw new PrClientError('PROTOCOL', `the server answered ${method} with ${JSON.stringify(response)}`);
+    }
+    const record = response as Record<string, unknown>;
+    const invoke = record['invoke-error'];
+    if (invoke !== undefined) {
+      // The server closes the connection after an invoke-error; do not reuse it.
+      connection.close();
+      const text = typeof invoke === 'object' && invoke !== null ? (invoke as { message?: unknown }).message : invoke;
+      throw new InvokeError(typeof text === 'string' ? text : JSON.stringify(text));
+    }
+    return record;
+  }
+
+  #connect(signal: AbortSignal | undefined): Promise<AsyncRpcConnection> {
+    const current = this.#connection;
+    if (current) {
+      return current.then(
+        (connection) => (connection.closed ? this.#reconnect(signal) : connection),
+        () => this.#reconnect(signal),
+      );
+    }
+    return this.#reconnect(signal);
+  }
+
+  #reconnect(signal: AbortSignal | undefined): Promise<AsyncRpcConnection> {
+    const opening = AsyncRpcConnection.open(this.address, {
+      connectTimeoutMs: this.#options.connectTimeoutMs,
+      maxMessageBytes: this.#options.maxMessageBytes,
+      signal,
+      createSocket: this.#options.createSocket,
+    });
+    this.#connection = opening;
+    return opening;
+  }
+
+  /** `host:port` of the server. */
+  toString(): string {
+    return formatServerAddress(this.address);
+  }
+}
+
+function checksumParams(args: PackageArgs & { checksum: string }): Record<string, unknown> {
+  return { version: args.version, pkgarch: args.pkgarch, checksum: args.checksum };
+}
+
+function revision(value: unknown): string | null {
+  try {
+    return fromWireRevision(value);
+  } catch (cause) {
+    throw new PrClientError('PROTOCOL', `the server answered an invalid revision ${JSON.stringify(value)}`, { cause });
+  }
+}
+
+function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new PrClientError('ABORTED', 'request aborted', { cause: signal.reason }));
+      return;
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new PrClientError('ABORTED', 'request aborted', { cause: signal?.reason }));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,143 @@
+import { parseArgs } from 'node:util';
+import { createPrClient, isInvokeError, isPrClientError, type PrClient } from '@prserv/client';
+import { ConfigError, type ConfigFile, resolveClientSettings } from './config.js';
+
+interface Io {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+}
+
+/** A command-line usage mistake: exit code 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+const COMMAND_ARITY: Record<string, number> = {
+  'get-pr': 3,
+  'test-pr': 3,
+  'test-package': 2,
+  'max-package-pr': 2,
+  'import-one': 4,
+  export: 0,
+  ping: 0,
+  'is-readonly': 0,
+};
+
+/** Runs `prserv client …`; resolves with the exit code. */
+export async function runClientCommand(args: string[], io: Io, loadConfig: (path: string) => Promise<ConfigFile>): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      server: { type: 'string' },
+      config: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      timeout: { type: 'string' },
+      history: { type: 'boolean', default: false },
+      version: { type: 'string' },
+      pkgarch: { type: 'string' },
+      checksum: { type: 'string' },
+      colinfo: { type: 'boolean', default: false },
+    },
+  });
+  const [command, ...operands] = positionals;
+  if (!command) throw new UsageError('missing command (get-pr, test-pr, test-package, max-package-pr, import-one, export, ping, is-readonly)');
+  const arity = COMMAND_ARITY[command];
+  if (arity === undefined) throw new UsageError(`unknown client command "${command}"`);
+  if (operands.length !== arity) {
+    throw new UsageError(`${command} takes ${arity} argument${arity === 1 ? '' : 's'}, got ${operands.length}`);
+  }
+  if (command !== 'export' && (values.version || values.pkgarch || values.checksum || values.colinfo)) {
+    throw new UsageError('--version, --pkgarch, --checksum and --colinfo belong to export');
+  }
+  const timeout = values.timeout === undefined ? 30_000 : Number(values.timeout);
+  if (!Number.isInteger(timeout) || timeout <= 0) throw new ConfigError(`invalid --timeout ${JSON.stringify(values.timeout)}: expected milliseconds`);
+  const file = values.config ? await loadConfig(values.config) : undefined;
+  const { serverAddr } = resolveClientSettings(values.server, io.env, file);
+
+  let client: PrClient;
+  try {
+    client = createPrClient({ address: serverAddr, requestTimeoutMs: timeout, connectTimeoutMs: Math.min(timeout, 10_000) });
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+  const print = (json: unknown, text: string) => io.stdout.write(values.json ? `${JSON.stringify(json)}\n` : `${text}\n`);
+  const [version = '', pkgarch = '', checksum = '', value = ''] = operands;
+  const history = values.history;
+  try {
+    switch (command) {
+      case 'get-pr': {
+        const pr = await client.getPr({ version, pkgarch, checksum, history });
+        print({ value: pr }, pr);
+        break;
+      }
+      case 'test-pr': {
+        const pr = await client.testPr({ version, pkgarch, checksum, history });
+        print({ value: pr }, pr ?? 'none');
+        break;
+      }
+      case 'test-package': {
+        const known = await client.testPackage({ version, pkgarch });
+        print({ value: known }, known ? 'true' : 'false');
+        break;
+      }
+      case 'max-package-pr': {
+        const pr = await client.maxPackagePr({ version, pkgarch });
+        print({ value: pr }, pr ?? 'none');
+        break;
+      }
+      case 'import-one': {
+        const stored = await client.importOne({ version, pkgarch, checksum, value });
+        print({ value: stored }, stored ?? 'none (read-only server)');
+        break;
+      }
+      case 'export': {
+        const result = await client.export({
+          version: values.version,
+          pkgarch: values.pkgarch,
+          checksum: values.checksum,
+          colinfo: values.colinfo,
+          history,
+        });
+        if (values.json) {
+          print({ metainfo: result.metainfo, datainfo: result.rows }, '');
+        } else {
+          const lines: string[] = [];
+          if ('tbl_name' in result.metainfo) {
+            lines.push(`# table ${result.metainfo.tbl_name} (core ${result.metainfo.core_ver})`);
+          }
+          lines.push(['VERSION', 'PKGARCH', 'CHECKSUM', 'VALUE'].join('\t'));
+          for (const row of result.rows) lines.push([row.version, row.pkgarch, row.checksum, row.value].join('\t'));
+          io.stdout.write(`${lines.join('\n')}\n`);
+        }
+        break;
+      }
+      case 'ping': {
+        const alive = await client.ping();
+        print({ alive }, alive ? `alive (${serverAddr})` : 'not alive');
+        if (!alive) return 1;
+        break;
+      }
+      case 'is-readonly': {
+        const readonly = await client.isReadonly();
+        print({ readonly }, readonly ? 'true' : 'false');
+        break;
+      }
+    }
+    return 0;
+  } catch (error) {
+    if (isInvokeError(error)) {
+      io.stderr.write(`prserv: the server refused the request: ${error.message}\n`);
+      return 1;
+    }
+    if (isPrClientError(error)) {
+      io.stderr.write(`prserv: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  } finally {
+    await client.close();
+  }
+}

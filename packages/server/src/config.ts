@@ -1,0 +1,200 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { DEFAULT_EMBEDDED_PATH, DEFAULT_POOL_SIZE } from '@prserv/core';
+import { DEFAULT_PORT } from './pr-server.js';
+
+/** A setting that cannot be used; the CLI prints the message and exits with code 2. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'CONFIG_INVALID' as const;
+}
+
+/** Log levels of the server (pino's). */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+/** One of {@link LOG_LEVELS}. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Everything `prserv server` runs with, after flags, environment, config file and defaults. */
+export interface ServerSettings {
+  readonly database: string;
+  readonly host: string;
+  readonly port: number;
+  readonly maxConnections: number;
+  readonly readOnly: boolean;
+  /** No-history mode for legacy requests (BitBake's default). */
+  readonly nohist: boolean;
+  readonly logLevel: LogLevel;
+  /** True when a sqlite-era `--sync-mode` / `PRSERV_SYNC_MODE` was given (ignored). */
+  readonly syncModeGiven: boolean;
+}
+
+/** Where `prserv client` connects. */
+export interface ClientSettings {
+  readonly serverAddr: string;
+}
+
+/** Defaults of `prserv server`, also shown by `--help`. */
+export const SERVER_DEFAULTS = {
+  database: DEFAULT_EMBEDDED_PATH,
+  bind_addr: `localhost:${DEFAULT_PORT}`,
+  max_connections: DEFAULT_POOL_SIZE,
+  read_only: false,
+  nohist: true,
+  log_level: 'info' as LogLevel,
+} as const;
+
+/** Default address of `prserv client`. */
+export const DEFAULT_SERVER_ADDR = `localhost:${DEFAULT_PORT}`;
+
+/** Environment variable of each setting. */
+export const ENV_NAMES = {
+  database: 'PRSERV_DATABASE',
+  bind_addr: 'PRSERV_BIND_ADDR',
+  max_connections: 'PRSERV_MAX_CONNECTIONS',
+  read_only: 'PRSERV_READ_ONLY',
+  nohist: 'PRSERV_NOHIST',
+  sync_mode: 'PRSERV_SYNC_MODE',
+  log_level: 'PRSERV_LOG_LEVEL',
+  server_addr: 'PRSERV_SERVER_ADDR',
+} as const;
+
+/** A setting as given by one source, not yet checked. */
+type Raw = string | number | boolean | undefined;
+
+/** Server settings as given on the command line. */
+export interface ServerFlags {
+  database?: string;
+  bind?: string;
+  maxConnections?: string;
+  readOnly?: boolean;
+  nohist?: boolean;
+  logLevel?: string;
+  syncMode?: string;
+}
+
+/** The `server:` and `client:` sections of a config file. */
+export interface ConfigFile {
+  readonly server: Readonly<Record<string, unknown>>;
+  readonly client: Readonly<Record<string, unknown>>;
+}
+
+const SERVER_FILE_KEYS = ['database', 'bind_addr', 'read_only', 'nohist', 'max_connections', 'log_level', 'sync_mode'];
+const CLIENT_FILE_KEYS = ['server_addr'];
+
+/** Reads a YAML or JSON config file (JSON is YAML) with `server:` and `client:` sections. */
+export async function loadConfigFile(path: string): Promise<ConfigFile> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`config file ${path}: ${(error as Error).message}`);
+  }
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(`config file ${path}: not valid YAML or JSON: ${(error as Error).message.split('\n')[0]}`);
+  }
+  if (document === null || document === undefined) return { server: {}, client: {} };
+  if (!isRecord(document)) throw new ConfigError(`config file ${path}: expected a mapping with server: and client: sections`);
+  for (const key of Object.keys(document)) {
+    if (key !== 'server' && key !== 'client') throw new ConfigError(`config file ${path}: unknown section "${key}" (expected server or client)`);
+  }
+  const section = (name: 'server' | 'client', allowed: string[]) => {
+    const value = document[name] ?? {};
+    if (!isRecord(value)) throw new ConfigError(`config file ${path}: section "${name}" must be a mapping`);
+    for (const key of Object.keys(value)) {
+      if (!allowed.includes(key)) throw new ConfigError(`config file ${path}: unknown key "${name}.${key}" (known: ${allowed.join(', ')})`);
+    }
+    return value;
+  };
+  return { server: section('server', SERVER_FILE_KEYS), client: section('client', CLIENT_FILE_KEYS) };
+}
+
+/** Resolves server settings: flags > environment > config file > defaults. */
+export function resolveServerSettings(
+  flags: ServerFlags,
+  env: Readonly<Record<string, string | undefined>>,
+  file: ConfigFile = { server: {}, client: {} },
+): ServerSettings {
+  const pick = (flag: Raw, key: keyof typeof ENV_NAMES, fileKey: string): { value: Raw; source: string } => {
+    if (flag !== undefined) return { value: flag, source: flagName(key) };
+    const fromEnv = env[ENV_NAMES[key]];
+    if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, source: ENV_NAMES[key] };
+    if (file.server[fileKey] !== undefined && file.server[fileKey] !== null) {
+      return { value: file.server[fileKey] as Raw, source: `server.${fileKey} in the config file` };
+    }
+    return { value: undefined, source: 'default' };
+  };
+
+  const database = asString(pick(flags.database, 'database', 'database')) ?? SERVER_DEFAULTS.database;
+  const bindSetting = pick(flags.bind, 'bind_addr', 'bind_addr');
+  const { host, port } = parseBind(asString(bindSetting) ?? SERVER_DEFAULTS.bind_addr, bindSetting.source);
+  const maxSetting = pick(flags.maxConnections, 'max_connections', 'max_connections');
+  const maxConnections = asPositiveInteger(maxSetting) ?? SERVER_DEFAULTS.max_connections;
+  const readOnly = asBoolean(pick(flags.readOnly, 'read_only', 'read_only')) ?? SERVER_DEFAULTS.read_only;
+  const nohist = asBoolean(pick(flags.nohist, 'nohist', 'nohist')) ?? SERVER_DEFAULTS.nohist;
+  const levelSetting = pick(flags.logLevel, 'log_level', 'log_level');
+  const level = asString(levelSetting) ?? SERVER_DEFAULTS.log_level;
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new ConfigError(`invalid ${levelSetting.source} ${JSON.stringify(level)}: expected one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const syncModeGiven = pick(flags.syncMode, 'sync_mode', 'sync_mode').value !== undefined;
+  if (database.trim() === '') throw new ConfigError('invalid database: must not be empty');
+  return { database, host, port, maxConnections, readOnly, nohist, logLevel: level as LogLevel, syncModeGiven };
+}
+
+/** Resolves the client's server address: flag > environment > config file > default. */
+export function resolveClientSettings(
+  flagServer: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+  file: ConfigFile = { server: {}, client: {} },
+): ClientSettings {
+  const fromFile = file.client.server_addr;
+  if (fromFile !== undefined && typeof fromFile !== 'string') {
+    throw new ConfigError('invalid client.server_addr in the config file: expected "HOST:PORT"');
+  }
+  const serverAddr = flagServer ?? (env[ENV_NAMES.server_addr] || undefined) ?? fromFile ?? DEFAULT_SERVER_ADDR;
+  return { serverAddr };
+}
+
+/** Parses `HOST:PORT` or `[v6]:PORT` for listening. */
+export function parseBind(text: string, source = 'bind address'): { host: string; port: number } {
+  const match = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]*):(\d+)$/.exec(text);
+  const port = match ? Number(match[2]) : Number.NaN;
+  if (!match || !Number.isInteger(port) || port > 65535) {
+    throw new ConfigError(`invalid ${source} ${JSON.stringify(text)}: expected HOST:PORT, e.g. localhost:8585 or 0.0.0.0:8585`);
+  }
+  return { host: match[1] === '' ? '0.0.0.0' : match[1]!, port };
+}
+
+function flagName(key: keyof typeof ENV_NAMES): string {
+  return `--${key.replace('_addr', '').replace(/_/g, '-')}`;
+}
+
+function asString({ value, source }: { value: Raw; source: string }): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new ConfigError(`invalid ${source}: expected a string, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function asPositiveInteger({ value, source }: { value: Raw; source: string }): number | undefined {
+  if (value === undefined) return undefined;
+  const number = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(number) || number < 1) {
+    throw new ConfigError(`invalid ${source} ${JSON.stringify(value)}: expected a positive integer`);
+  }
+  return number;
+}
+
+function asBoolean({ value, source }: { value: Raw; source: string }): boolean | undefined {
+  if (value === undefined || typeof value === 'boolean') return value;
+  const text = String(value).trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(text)) return true;
+  if (['0', 'false', 'no', 'off'].includes(text)) return false;
+  throw new ConfigError(`invalid ${source} ${JSON.stringify(value)}: expected true or false (1/0, yes/no)`);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,105 @@
+import {
+  exportMetainfo,
+  isProtocolError,
+  isPrStoreError,
+  type PrEngine,
+  type PrRequest,
+
+  toWireRevision,
+} from '@prserv/core';
+
+/**
+ * Which client generation a connection has shown itself to be. Modern clients (BitBake 2.10+)
+ * put `history` in get-pr, test-pr and export; legacy ones never do. Requests that carry no
+ * `history` in either generation (max-package-pr, import-one) are answered in the generation
+ * the connection has shown, modern when it has shown none.
+ */
+export type ClientGeneration = 'unknown' | 'modern' | 'legacy';
+
+/** What a request needs besides itself. */
+export interface DispatchContext {
+  readonly engine: PrEngine;
+  /** Mode of requests without `history` (legacy clients): BitBake's `--nohist` default is false. */
+  readonly defaultHistory: boolean;
+  /** The connection's generation so far; updated by {@link dispatchRequest}. */
+  generation: ClientGeneration;
+}
+
+/** A JSON response object. */
+export type ResponseBody = Record<string, unknown>;
+
+/** Answers one validated request. Throws engine errors; see {@link toInvokeErrorMessage}. */
+export async function dispatchRequest(request: PrRequest, context: DispatchContext): Promise<ResponseBody> {
+  const { engine } = context;
+  switch (request.method) {
+    case 'ping':
+      return { alive: true };
+    case 'is-readonly':
+      return { readonly: engine.readOnly };
+    case 'get-pr':
+    case 'test-pr': {
+      const legacy = noteGeneration(context, request.history);
+      const query = { ...pick(request), history: request.history ?? context.defaultHistory };
+      const value = request.method === 'get-pr' ? await engine.getPr(query) : await engine.testPr(query);
+      return { value: toWireRevision(value, legacy) };
+    }
+    case 'test-package':
+      return { value: await engine.testPackage({ version: request.version, pkgarch: request.pkgarch }) };
+    case 'max-package-pr': {
+      const value = await engine.maxPackagePr({ version: request.version, pkgarch: request.pkgarch });
+      return { value: toWireRevision(value, context.generation === 'legacy') };
+    }
+    case 'import-one': {
+      // Integers, or a connection that has shown itself legacy, mean BitBake's integer world.
+      const legacy = request.valueWasNumber || context.generation === 'legacy';
+      const value = await engine.importOne({ ...pick(request), value: request.value, keepHigher: legacy });
+      return { value: toWireRevision(value, legacy) };
+    }
+    case 'export': {
+      const legacy = noteGeneration(context, request.history);
+      const history = request.history ?? context.defaultHistory;
+      const rows = await engine.exportRows({
+        version: request.version,
+        pkgarch: request.pkgarch,
+        checksum: request.checksum,
+        history,
+      });
+      return {
+        metainfo: request.colinfo ? exportMetainfo({ legacy, history }) : {},
+        datainfo: rows.map((row) => ({
+          version: row.version,
+          pkgarch: row.pkgarch,
+          checksum: row.checksum,
+          value: toWireRevision(row.value, legacy),
+        })),
+      };
+    }
+  }
+}
+
+/** Records what a request with or without `history` says of the client; true when legacy. */
+function noteGeneration(context: DispatchContext, history: boolean | undefined): boolean {
+  const legacy = history === undefined;
+  if (context.generation === 'unknown') context.generation = legacy ? 'legacy' : 'modern';
+  return legacy;
+}
+
+function pick(request: { version: string; pkgarch: string; checksum: string }) {
+  return { version: request.version, pkgarch: request.pkgarch, checksum: request.checksum };
+}
+
+/**
+ * The one place errors become wire text: protocol and argument errors name the problem;
+ * database errors say what failed without SQL or driver internals.
+ */
+export function toInvokeErrorMessage(error: unknown): string {
+  if (isProtocolError(error)) return error.message;
+  if (isPrStoreError(error)) return error.message;
+  return 'internal server error';
+}
+
+/** The response BitBake's client turns into an `InvokeError`. */
+export function invokeErrorBody(message: string): ResponseBody {
+  return { 'invoke-error': { message } };
+}
+

@@ -1,0 +1,95 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { DEFAULT_MAX_MESSAGE_BYTES, type PrEngine } from '@prserv/core';
+import { ConnectionSession } from './connection-session.js';
+import { type ServerLogger, silentLogger } from './server-logger.js';
+
+/** Options of {@link startPrServer}. */
+export interface PrServerOptions {
+  /** The engine (usually an open `PrStore`) that answers requests. The server does not close it. */
+  readonly engine: PrEngine;
+  /** Interface to listen on. Default `localhost`. */
+  readonly host?: string;
+  /** TCP port; 0 picks a free one. Default 8585. */
+  readonly port?: number;
+  /** History mode for legacy requests (which carry no `history`). Default false, as BitBake. */
+  readonly defaultHistory?: boolean;
+  /** Bound on one incoming message, in bytes. Default 1 MiB. */
+  readonly maxMessageBytes?: number;
+  /** How long {@link RunningPrServer.close} waits for requests in flight, in ms. Default 10000. */
+  readonly drainTimeoutMs?: number;
+  readonly logger?: ServerLogger;
+}
+
+/** A listening PR server. */
+export interface RunningPrServer {
+  /** The address actually bound (useful with port 0). */
+  readonly address: { readonly host: string; readonly port: number };
+  /** Number of open client connections. */
+  readonly connections: number;
+  /**
+   * Stops accepting, lets requests in flight finish and be answered, closes every connection.
+   * Connections still busy after the drain timeout are dropped.
+   */
+  close(): Promise<void>;
+}
+
+/** Default TCP port of BitBake's PR server. */
+export const DEFAULT_PORT = 8585;
+
+/** Starts a PR server speaking BitBake's asyncrpc protocol over TCP. */
+export async function startPrServer(options: PrServerOptions): Promise<RunningPrServer> {
+  const logger = options.logger ?? silentLogger;
+  const sessions = new Set<ConnectionSession>();
+  const sessionOptions = {
+    context: { engine: options.engine, defaultHistory: options.defaultHistory ?? false },
+    maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    logger,
+  };
+  let closing = false;
+  const server: Server = createServer((socket: Socket) => {
+    if (closing) {
+      socket.destroy();
+      return;
+    }
+    const session = new ConnectionSession(socket, sessionOptions);
+    sessions.add(session);
+    void session.closed.then(() => sessions.delete(session));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: options.host ?? 'localhost', port: options.port ?? DEFAULT_PORT }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (error) => logger.error({ err: error.message }, 'listener error'));
+  const bound = server.address();
+  if (bound === null || typeof bound === 'string') throw new Error('the PR server is not bound to a TCP address');
+  const address = { host: bound.address, port: bound.port };
+
+  let closed: Promise<void> | undefined;
+  return {
+    address,
+    get connections() {
+      return sessions.size;
+    },
+    close() {
+      closed ??= (async () => {
+        closing = true;
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        const live = [...sessions];
+        for (const session of live) session.drain();
+        const drained = Promise.all(live.map((session) => session.closed));
+        const timeout = new Promise<'timeout'>((resolve) =>
+          setTimeout(() => resolve('timeout'), options.drainTimeoutMs ?? 10_000).unref(),
+        );
+        if ((await Promise.race([drained, timeout])) === 'timeout') {
+          logger.warn({ connections: sessions.size }, 'drain timed out; dropping connections');
+          for (const session of sessions) session.destroy();
+        }
+        await stopped;
+      })();
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,15 @@
+/** The logging calls the server makes; a pino logger fits, so does a silent stub. */
+export interface ServerLogger {
+  debug(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+/** A logger that drops everything. */
+export const silentLogger: ServerLogger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};
