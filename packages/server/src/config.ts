@@ -154,7 +154,19 @@ export function resolveClientSettings(
   if (fromFile !== undefined && typeof fromFile !== 'string') {
     throw new ConfigError('invalid client.server_addr in the config file: expected "HOST:PORT"');
   }
-  const serverAddr = flagServer ?? (env[ENV_NAMES.server_addr] || undefined) ?? fromFile ?? DEFAULT_SERVER_ADDR;
+  const fromEnv = env[ENV_NAMES.server_addr] || undefined;
+  const [serverAddr, source] =
+    flagServer !== undefined
+      ? [flagServer, '--server']
+      : fromEnv !== undefined
+        ? [fromEnv, ENV_NAMES.server_addr]
+        : fromFile !== undefined
+          ? [fromFile, 'client.server_addr in the config file']
+          : [DEFAULT_SERVER_ADDR, 'default'];
+  // Checked here so that a bad address is reported with the setting it came from.
+  if (!/^(\[[^\]]+\]|[^:[\]]+):\d+$/.test(serverAddr) || Number(serverAddr.slice(serverAddr.lastIndexOf(':') + 1)) > 65535) {
+    throw new ConfigError(`invalid ${source} ${JSON.stringify(serverAddr)}: expected HOST:PORT or [IPv6]:PORT`);
+  }
   return { serverAddr };
 }
 

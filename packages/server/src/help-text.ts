@@ -1,26 +1,7 @@
 import { DEFAULT_SERVER_ADDR, ENV_NAMES, SERVER_DEFAULTS } from './config.js';
 
-/** `prserv --help`. */
-export const MAIN_HELP = `prserv — PR (Package Revision) server for BitBake/Yocto, a drop-in for bitbake-prserv
-
-Usage:
-  prserv server [options]              run the PR server in the foreground
-  prserv client [options] <command>    ask a PR server
-  prserv --help | --version
-
-Run "prserv server --help" or "prserv client --help" for their options.
-Settings come from flags, then environment variables, then the config file (--config FILE,
-YAML or JSON with server: and client: sections), then defaults.
-`;
-
-/** `prserv server --help`. */
-export const SERVER_HELP = `Usage: prserv server [options]
-
-Runs the PR server in the foreground until SIGTERM or SIGINT (Ctrl-C), then finishes the
-requests in flight and exits 0. Logs are JSON lines on stdout.
-
-Options:
-  --database URL|PATH    postgres:// or postgresql:// URL: PostgreSQL (durable; safe for many
+/** The options of `prserv server`, each with its default and environment variable. */
+const SERVER_OPTIONS = `  --database URL|PATH    postgres:// or postgresql:// URL: PostgreSQL (durable; safe for many
                          replicas on one database). Anything else: folder of the embedded store
                          (PGlite; one process only; survives kill -9 but not power loss).
                          Default: ${SERVER_DEFAULTS.database}   env: ${ENV_NAMES.database}
@@ -31,17 +12,44 @@ Options:
   --read-only            answer every request but never write (import-one answers null).
                          Default: off   env: ${ENV_NAMES.read_only}=1
   --nohist               legacy clients (BitBake before 2.10, no "history" in requests) are
-                         served in no-history mode: PRs never go down. Default.
-                         env: ${ENV_NAMES.nohist}=1
+                         served in no-history mode: PRs never go down.
+                         Default: on   env: ${ENV_NAMES.nohist}=1
   --history              legacy clients are served in history mode: a checksum keeps its first PR.
-                         env: ${ENV_NAMES.nohist}=0
+                         Default: off   env: ${ENV_NAMES.nohist}=0
   --sync-mode MODE       accepted for old bitbake-prserv invocations and ignored (sqlite era).
-                         env: ${ENV_NAMES.sync_mode}
+                         Default: none   env: ${ENV_NAMES.sync_mode}
   --config FILE          YAML or JSON file with a server: section (keys database, bind_addr,
                          max_connections, read_only, nohist, log_level).
+                         Default: none (no config file)
   --log-level LEVEL      trace, debug (one line per request), info, warn, error, fatal, silent.
                          Default: ${SERVER_DEFAULTS.log_level}   env: ${ENV_NAMES.log_level}
-  -h, --help             show this help
+`;
+
+/** `prserv --help`. */
+export const MAIN_HELP = `prserv — PR (Package Revision) server for BitBake/Yocto, a drop-in for bitbake-prserv
+
+Usage:
+  prserv server [options]              run the PR server in the foreground
+  prserv client [options] <command>    ask a PR server
+  prserv --help | --version
+
+Settings come from flags, then environment variables, then the config file (--config FILE,
+YAML or JSON with server: and client: sections), then defaults.
+
+Server options:
+${SERVER_OPTIONS}
+Client: prserv client [--server HOST:PORT] [--json] <command>; the server address defaults to
+${DEFAULT_SERVER_ADDR} (env: ${ENV_NAMES.server_addr}). Run "prserv client --help" for its commands.
+`;
+
+/** `prserv server --help`. */
+export const SERVER_HELP = `Usage: prserv server [options]
+
+Runs the PR server in the foreground until SIGTERM or SIGINT (Ctrl-C), then finishes the
+requests in flight and exits 0. Logs are JSON lines on stdout.
+
+Options:
+${SERVER_OPTIONS}  -h, --help             show this help
 `;
 
 /** `prserv client --help`. */

@@ -1,0 +1,444 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ConfigError,
+  type ConfigFile,
+  DEFAULT_SERVER_ADDR,
+  loadConfigFile,
+  parseBind,
+  resolveClientSettings,
+  resolveServerSettings,
+  SERVER_DEFAULTS,
+} from '@prserv/server';
+
+const NO_FILE: ConfigFile = { server: {}, client: {} };
+
+function fileWith(server: Record<string, unknown>, client: Record<string, unknown> = {}): ConfigFile {
+  return { server, client };
+}
+
+/** Runs `work` and returns the ConfigError it throws; fails the test if it throws nothing or something else. */
+function configErrorOf(work: () => unknown): ConfigError {
+  try {
+    work();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error('expected a ConfigError, nothing was thrown');
+}
+
+async function configErrorOfAsync(work: () => Promise<unknown>): Promise<ConfigError> {
+  try {
+    await work();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error('expected a ConfigError, nothing was thrown');
+}
+
+describe('resolveServerSettings', () => {
+  it('uses the documented defaults when nothing is given', () => {
+    expect(resolveServerSettings({}, {}, NO_FILE)).toEqual({
+      database: SERVER_DEFAULTS.database,
+      host: 'localhost',
+      port: 8585,
+      maxConnections: SERVER_DEFAULTS.max_connections,
+      readOnly: false,
+      nohist: true,
+      logLevel: 'info',
+      syncModeGiven: false,
+    });
+    expect(SERVER_DEFAULTS.database).toBe('./prserv-data');
+    expect(SERVER_DEFAULTS.bind_addr).toBe('localhost:8585');
+  });
+
+  it('works without a config file argument', () => {
+    expect(resolveServerSettings({}, {}).port).toBe(8585);
+  });
+
+  describe('precedence: flags > environment > config file > defaults', () => {
+    // Each row: the flag, env and file spellings of one setting and how the resolved settings
+    // expose it. Each source's value differs from the one below it (booleans alternate), so
+    // every layer is seen to win over the next.
+    const cases = [
+      {
+        setting: 'database',
+        flag: { database: '/flag/store' },
+        env: { PRSERV_DATABASE: 'postgres://env/db' },
+        file: { database: '/file/store' },
+        read: (s: ReturnType<typeof resolveServerSettings>) => s.database,
+        values: ['/flag/store', 'postgres://env/db', '/file/store', SERVER_DEFAULTS.database],
+      },
+      {
+        setting: 'bind_addr',
+        flag: { bind: '127.0.0.1:1111' },
+        env: { PRSERV_BIND_ADDR: '0.0.0.0:2222' },
+        file: { bind_addr: 'example.org:3333' },
+        read: (s: ReturnType<typeof resolveServerSettings>) => `${s.host}:${s.port}`,
+        values: ['127.0.0.1:1111', '0.0.0.0:2222', 'example.org:3333', 'localhost:8585'],
+      },
+      {
+        setting: 'max_connections',
+        flag: { maxConnections: '7' },
+        env: { PRSERV_MAX_CONNECTIONS: '5' },
+        file: { max_connections: 3 },
+        read: (s: ReturnType<typeof resolveServerSettings>) => s.maxConnections,
+        values: [7, 5, 3, SERVER_DEFAULTS.max_connections],
+      },
+      {
+        setting: 'read_only',
+        flag: { readOnly: true },
+        env: { PRSERV_READ_ONLY: '0' },
+        file: { read_only: true },
+        read: (s: ReturnType<typeof resolveServerSettings>) => s.readOnly,
+        values: [true, false, true, false],
+      },
+      {
+        setting: 'nohist',
+        flag: { nohist: false },
+        env: { PRSERV_NOHIST: '1' },
+        file: { nohist: false },
+        read: (s: ReturnType<typeof resolveServerSettings>) => s.nohist,
+        values: [false, true, false, true],
+      },
+      {
+        setting: 'log_level',
+        flag: { logLevel: 'debug' },
+        env: { PRSERV_LOG_LEVEL: 'warn' },
+        file: { log_level: 'error' },
+        read: (s: ReturnType<typeof resolveServerSettings>) => s.logLevel,
+        values: ['debug', 'warn', 'error', 'info'],
+      },
+    ] as const;
+
+    for (const { setting, flag, env, file, read, values } of cases) {
+      it(`takes ${setting} from the flag over the environment and the file`, () => {
+        expect(read(resolveServerSettings(flag, env, fileWith(file)))).toEqual(values[0]);
+      });
+      it(`takes ${setting} from the environment over the file`, () => {
+        expect(read(resolveServerSettings({}, env, fileWith(file)))).toEqual(values[1]);
+      });
+      it(`takes ${setting} from the file when neither flag nor environment give it`, () => {
+        expect(read(resolveServerSettings({}, {}, fileWith(file)))).toEqual(values[2]);
+      });
+      it(`falls back to the default ${setting}`, () => {
+        expect(read(resolveServerSettings({}, {}, NO_FILE))).toEqual(values[3]);
+      });
+    }
+
+    it('lets a true read_only in the file stand when the flag is absent', () => {
+      expect(resolveServerSettings({}, {}, fileWith({ read_only: true })).readOnly).toBe(true);
+      expect(resolveServerSettings({ readOnly: true }, { PRSERV_READ_ONLY: '0' }, NO_FILE).readOnly).toBe(true);
+    });
+
+    it('lets the environment turn read-only off against the file', () => {
+      expect(resolveServerSettings({}, { PRSERV_READ_ONLY: 'no' }, fileWith({ read_only: true })).readOnly).toBe(false);
+    });
+
+    it('lets --history (nohist false) win over PRSERV_NOHIST=1 and the file', () => {
+      expect(resolveServerSettings({ nohist: false }, { PRSERV_NOHIST: '1' }, fileWith({ nohist: true })).nohist).toBe(false);
+    });
+
+    it('treats an empty environment variable as not set', () => {
+      const settings = resolveServerSettings({}, { PRSERV_DATABASE: '', PRSERV_MAX_CONNECTIONS: '' }, fileWith({ database: '/file/store', max_connections: 4 }));
+      expect(settings.database).toBe('/file/store');
+      expect(settings.maxConnections).toBe(4);
+    });
+
+    it('ignores PRSERV_SERVER_ADDR and the client section when resolving the server', () => {
+      const settings = resolveServerSettings({}, { PRSERV_SERVER_ADDR: 'elsewhere:1' }, fileWith({}, { server_addr: 'other:2' }));
+      expect(`${settings.host}:${settings.port}`).toBe('localhost:8585');
+    });
+  });
+
+  describe('sync mode', () => {
+    it('flags --sync-mode as given', () => {
+      expect(resolveServerSettings({ syncMode: 'full' }, {}, NO_FILE).syncModeGiven).toBe(true);
+    });
+    it('flags PRSERV_SYNC_MODE as given', () => {
+      expect(resolveServerSettings({}, { PRSERV_SYNC_MODE: 'normal' }, NO_FILE).syncModeGiven).toBe(true);
+    });
+    it('flags sync_mode in the config file as given', () => {
+      expect(resolveServerSettings({}, {}, fileWith({ sync_mode: 'off' })).syncModeGiven).toBe(true);
+    });
+    it('does not flag sync mode when none is given', () => {
+      expect(resolveServerSettings({}, {}, NO_FILE).syncModeGiven).toBe(false);
+    });
+  });
+
+  describe('booleans', () => {
+    const spellings = [
+      ['1', true],
+      ['0', false],
+      ['true', true],
+      ['false', false],
+      ['yes', true],
+      ['no', false],
+      ['TRUE', true],
+      ['No', false],
+    ] as const;
+    for (const [text, expected] of spellings) {
+      it(`reads PRSERV_READ_ONLY=${text} and PRSERV_NOHIST=${text} as ${expected}`, () => {
+        const settings = resolveServerSettings({}, { PRSERV_READ_ONLY: text, PRSERV_NOHIST: text }, NO_FILE);
+        expect(settings.readOnly).toBe(expected);
+        expect(settings.nohist).toBe(expected);
+      });
+    }
+
+    it('reads YAML booleans, numbers and strings in the config file', () => {
+      expect(resolveServerSettings({}, {}, fileWith({ read_only: true, nohist: false })).readOnly).toBe(true);
+      expect(resolveServerSettings({}, {}, fileWith({ read_only: 1 })).readOnly).toBe(true);
+      expect(resolveServerSettings({}, {}, fileWith({ nohist: 0 })).nohist).toBe(false);
+      expect(resolveServerSettings({}, {}, fileWith({ read_only: 'yes' })).readOnly).toBe(true);
+    });
+  });
+
+  describe('bad values throw a ConfigError naming the setting', () => {
+    it('refuses a non-numeric max connections from the environment', () => {
+      const error = configErrorOf(() => resolveServerSettings({}, { PRSERV_MAX_CONNECTIONS: 'abc' }, NO_FILE));
+      expect(error.message).toContain('PRSERV_MAX_CONNECTIONS');
+      expect(error.message).toContain('abc');
+      expect(error.code).toBe('CONFIG_INVALID');
+    });
+
+    it('refuses zero max connections from the flag', () => {
+      const error = configErrorOf(() => resolveServerSettings({ maxConnections: '0' }, {}, NO_FILE));
+      expect(error.message).toContain('--max-connections');
+    });
+
+    it('refuses a non-integer max connections from the file', () => {
+      expect(configErrorOf(() => resolveServerSettings({}, {}, fileWith({ max_connections: 'abc' }))).message).toContain('server.max_connections');
+      expect(configErrorOf(() => resolveServerSettings({}, {}, fileWith({ max_connections: 0 }))).message).toContain('server.max_connections');
+      expect(configErrorOf(() => resolveServerSettings({}, {}, fileWith({ max_connections: 2.5 }))).message).toContain('server.max_connections');
+    });
+
+    it('refuses a bind address without a port from every source', () => {
+      expect(configErrorOf(() => resolveServerSettings({ bind: 'nohost' }, {}, NO_FILE)).message).toContain('--bind');
+      expect(configErrorOf(() => resolveServerSettings({}, { PRSERV_BIND_ADDR: 'nohost' }, NO_FILE)).message).toContain('PRSERV_BIND_ADDR');
+      expect(configErrorOf(() => resolveServerSettings({}, {}, fileWith({ bind_addr: 'nohost' }))).message).toContain('server.bind_addr');
+    });
+
+    it('refuses a read-only value that is not a boolean', () => {
+      expect(configErrorOf(() => resolveServerSettings({}, { PRSERV_READ_ONLY: 'maybe' }, NO_FILE)).message).toContain('PRSERV_READ_ONLY');
+      expect(configErrorOf(() => resolveServerSettings({}, {}, fileWith({ read_only: 'maybe' }))).message).toContain('server.read_only');
+    });
+
+    it('refuses a nohist value that is not a boolean', () => {
+      expect(configErrorOf(() => resolveServerSettings({}, { PRSERV_NOHIST: 'sometimes' }, NO_FILE)).message).toContain('PRSERV_NOHIST');
+    });
+
+    it('refuses an unknown log level', () => {
+      expect(configErrorOf(() => resolveServerSettings({ logLevel: 'loud' }, {}, NO_FILE)).message).toContain('--log-level');
+      expect(configErrorOf(() => resolveServerSettings({}, { PRSERV_LOG_LEVEL: 'loud' }, NO_FILE)).message).toContain('PRSERV_LOG_LEVEL');
+      expect(configErrorOf(() => resolveServerSettings({}, {}, fileWith({ log_level: 'loud' }))).message).toContain('server.log_level');
+    });
+
+    it('refuses a database that is not a string in the file', () => {
+      expect(configErrorOf(() => resolveServerSettings({}, {}, fileWith({ database: 42 }))).message).toContain('server.database');
+    });
+
+    it('refuses an empty database', () => {
+      expect(configErrorOf(() => resolveServerSettings({ database: '  ' }, {}, NO_FILE)).message).toContain('database');
+    });
+
+    it('keeps each message on one line', () => {
+      const error = configErrorOf(() => resolveServerSettings({}, { PRSERV_BIND_ADDR: 'nonsense' }, NO_FILE));
+      expect(error.message).not.toContain('\n');
+    });
+  });
+});
+
+describe('resolveClientSettings', () => {
+  it('defaults to localhost:8585', () => {
+    expect(resolveClientSettings(undefined, {}, NO_FILE)).toEqual({ serverAddr: 'localhost:8585' });
+    expect(DEFAULT_SERVER_ADDR).toBe('localhost:8585');
+  });
+
+  it('takes server_addr from the flag over the environment and the file', () => {
+    const settings = resolveClientSettings('flag:1', { PRSERV_SERVER_ADDR: 'env:2' }, fileWith({}, { server_addr: 'file:3' }));
+    expect(settings.serverAddr).toBe('flag:1');
+  });
+
+  it('takes server_addr from the environment over the file', () => {
+    expect(resolveClientSettings(undefined, { PRSERV_SERVER_ADDR: 'env:2' }, fileWith({}, { server_addr: 'file:3' })).serverAddr).toBe('env:2');
+  });
+
+  it('takes server_addr from the file when neither flag nor environment give it', () => {
+    expect(resolveClientSettings(undefined, {}, fileWith({}, { server_addr: 'file:3' })).serverAddr).toBe('file:3');
+  });
+
+  it('treats an empty PRSERV_SERVER_ADDR as not set', () => {
+    expect(resolveClientSettings(undefined, { PRSERV_SERVER_ADDR: '' }, fileWith({}, { server_addr: 'file:3' })).serverAddr).toBe('file:3');
+  });
+
+  it('accepts an IPv6 address in brackets', () => {
+    expect(resolveClientSettings('[::1]:8585', {}, NO_FILE).serverAddr).toBe('[::1]:8585');
+  });
+
+  it('refuses a server_addr that is not a string in the file', () => {
+    expect(configErrorOf(() => resolveClientSettings(undefined, {}, fileWith({}, { server_addr: 8585 }))).message).toContain('client.server_addr');
+  });
+
+  it('refuses a malformed address, naming where it came from', () => {
+    expect(configErrorOf(() => resolveClientSettings('nonsense', {}, NO_FILE)).message).toContain('--server');
+    expect(configErrorOf(() => resolveClientSettings(undefined, { PRSERV_SERVER_ADDR: 'nonsense' }, NO_FILE)).message).toContain('PRSERV_SERVER_ADDR');
+    expect(configErrorOf(() => resolveClientSettings(undefined, {}, fileWith({}, { server_addr: 'nonsense' }))).message).toContain('client.server_addr');
+  });
+});
+
+describe('parseBind', () => {
+  it('parses HOST:PORT', () => {
+    expect(parseBind('localhost:8585')).toEqual({ host: 'localhost', port: 8585 });
+    expect(parseBind('127.0.0.1:0')).toEqual({ host: '127.0.0.1', port: 0 });
+  });
+
+  it('parses [IPv6]:PORT', () => {
+    expect(parseBind('[::1]:8585')).toEqual({ host: '::1', port: 8585 });
+    expect(parseBind('[::]:9')).toEqual({ host: '::', port: 9 });
+  });
+
+  it('reads an empty host as every IPv4 address', () => {
+    expect(parseBind(':8585')).toEqual({ host: '0.0.0.0', port: 8585 });
+  });
+
+  it('refuses an address without a port, naming the source', () => {
+    const error = configErrorOf(() => parseBind('nohost', 'PRSERV_BIND_ADDR'));
+    expect(error.message).toContain('PRSERV_BIND_ADDR');
+    expect(error.message).toContain('nohost');
+  });
+
+  it('refuses a port above 65535 and a non-numeric port', () => {
+    configErrorOf(() => parseBind('localhost:65536'));
+    configErrorOf(() => parseBind('localhost:http'));
+    configErrorOf(() => parseBind('::1:8585'));
+  });
+});
+
+describe('loadConfigFile', () => {
+  let dir: string;
+  const write = async (name: string, text: string) => {
+    const path = join(dir, name);
+    await writeFile(path, text);
+    return path;
+  };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'prserv-config-test-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('loads a YAML file with server and client sections', async () => {
+    const path = await write(
+      'prserv.yaml',
+      [
+        'server:',
+        '  database: postgres://db.example/prserv',
+        '  bind_addr: 0.0.0.0:9000',
+        '  max_connections: 4',
+        '  read_only: true',
+        '  nohist: false',
+        '  log_level: warn',
+        'client:',
+        '  server_addr: pr.example:9000',
+        '',
+      ].join('\n'),
+    );
+    const file = await loadConfigFile(path);
+    expect(file.server).toEqual({
+      database: 'postgres://db.example/prserv',
+      bind_addr: '0.0.0.0:9000',
+      max_connections: 4,
+      read_only: true,
+      nohist: false,
+      log_level: 'warn',
+    });
+    expect(file.client).toEqual({ server_addr: 'pr.example:9000' });
+    expect(resolveServerSettings({}, {}, file)).toEqual({
+      database: 'postgres://db.example/prserv',
+      host: '0.0.0.0',
+      port: 9000,
+      maxConnections: 4,
+      readOnly: true,
+      nohist: false,
+      logLevel: 'warn',
+      syncModeGiven: false,
+    });
+    expect(resolveClientSettings(undefined, {}, file).serverAddr).toBe('pr.example:9000');
+  });
+
+  it('loads a JSON file', async () => {
+    const path = await write(
+      'prserv.json',
+      JSON.stringify({ server: { database: '/srv/prserv', max_connections: 2, read_only: 'yes', sync_mode: 'full' }, client: { server_addr: '[::1]:8585' } }),
+    );
+    const file = await loadConfigFile(path);
+    const settings = resolveServerSettings({}, {}, file);
+    expect(settings.database).toBe('/srv/prserv');
+    expect(settings.maxConnections).toBe(2);
+    expect(settings.readOnly).toBe(true);
+    expect(settings.syncModeGiven).toBe(true);
+    expect(resolveClientSettings(undefined, {}, file).serverAddr).toBe('[::1]:8585');
+  });
+
+  it('accepts a file with only one section', async () => {
+    const file = await loadConfigFile(await write('client-only.yaml', 'client:\n  server_addr: a:1\n'));
+    expect(file).toEqual({ server: {}, client: { server_addr: 'a:1' } });
+  });
+
+  it('reads an empty file as no settings', async () => {
+    expect(await loadConfigFile(await write('empty.yaml', ''))).toEqual({ server: {}, client: {} });
+  });
+
+  it('refuses an unknown key, naming it with its section', async () => {
+    const path = await write('unknown-key.yaml', 'server:\n  max_conections: 4\n');
+    const error = await configErrorOfAsync(() => loadConfigFile(path));
+    expect(error.message).toContain('server.max_conections');
+    expect(error.message).toContain(path);
+  });
+
+  it('refuses a server key in the client section', async () => {
+    const error = await configErrorOfAsync(async () => loadConfigFile(await write('misplaced.yaml', 'client:\n  database: /x\n')));
+    expect(error.message).toContain('client.database');
+  });
+
+  it('refuses an unknown section', async () => {
+    const error = await configErrorOfAsync(async () => loadConfigFile(await write('unknown-section.yaml', 'servr:\n  database: /x\n')));
+    expect(error.message).toContain('servr');
+  });
+
+  it('refuses a section that is not a mapping', async () => {
+    const error = await configErrorOfAsync(async () => loadConfigFile(await write('list-section.yaml', 'server:\n  - database\n')));
+    expect(error.message).toContain('server');
+  });
+
+  it('refuses a document that is not a mapping', async () => {
+    await configErrorOfAsync(async () => loadConfigFile(await write('scalar.yaml', 'just text\n')));
+  });
+
+  it('refuses malformed YAML, naming the file on one line', async () => {
+    const path = await write('malformed.yaml', 'server: {database: [unclosed\n  read_only: : :\n');
+    const error = await configErrorOfAsync(() => loadConfigFile(path));
+    expect(error.message).toContain(path);
+    expect(error.message).toMatch(/YAML|JSON/);
+    expect(error.message).not.toContain('\n');
+  });
+
+  it('refuses malformed JSON', async () => {
+    const path = await write('malformed.json', '{"server": {"database": "/x",}');
+    const error = await configErrorOfAsync(() => loadConfigFile(path));
+    expect(error.message).toContain(path);
+  });
+
+  it('refuses a missing file, naming it', async () => {
+    const path = join(dir, 'absent.yaml');
+    const error = await configErrorOfAsync(() => loadConfigFile(path));
+    expect(error.message).toContain(path);
+    expect(error.message).toContain('config file');
+  });
+});

@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPrClient } from '@prserv/client';
+import { STORE_KINDS, type TestDatabase } from '../../../test/support/databases.js';
+import { type ServerProcess, startServerProcess } from '../../../test/support/cli-process.js';
+import { RawSocket } from '../../../test/support/raw-socket.js';
+
+describe.each(STORE_KINDS)('prserv server lifecycle on $kind', ({ kind, create }) => {
+  let database: TestDatabase;
+  let server: ServerProcess | undefined;
+  const pkg = { version: `2.0-r0-${randomUUID().slice(0, 8)}`, pkgarch: 'armv8a' };
+  const pipelined = 200;
+
+  beforeAll(async () => {
+    database = await create(`lifecycle_${kind}`);
+  });
+
+  afterAll(async () => {
+    await server?.stop('SIGKILL');
+    await database?.drop();
+  });
+
+  it('answers every request in flight on SIGTERM, then exits 0', async () => {
+    server = await startServerProcess({ database: database.url });
+    const raw = await RawSocket.greeted(server.port);
+    let requests = '';
+    for (let index = 0; index < pipelined; index += 1) {
+      requests += `${JSON.stringify({ 'get-pr': { ...pkg, checksum: `c${index}`, history: false } })}\n`;
+    }
+    raw.write(requests);
+    // The first answer proves the server is working through the batch; stop it right then.
+    const first = await raw.readMessage();
+    const exitCode = server.stop('SIGTERM');
+    const answers = [first];
+    for (let index = 1; index < pipelined; index += 1) answers.push(await raw.readMessage());
+    expect(answers).toEqual(Array.from({ length: pipelined }, (_, index) => ({ value: String(index) })));
+    expect(await raw.closedByPeer()).toBe(true);
+    expect(await exitCode).toBe(0);
+    expect(server.logs.map((entry) => entry.msg)).toEqual(expect.arrayContaining(['shutting down', 'stopped']));
+    raw.close();
+    server = undefined;
+  });
+
+  it('gives the same answers after a restart', async () => {
+    server = await startServerProcess({ database: database.url });
+    const client = createPrClient({ address: server.address });
+    expect(await client.maxPackagePr(pkg)).toBe(String(pipelined - 1));
+    expect(await client.getPr({ ...pkg, checksum: 'c7' })).toBe(String(pipelined));
+    expect(await client.getPr({ ...pkg, checksum: 'c7', history: true })).toBe('7');
+    expect(await client.getPr({ ...pkg, checksum: 'c7' })).toBe(String(pipelined));
+    await client.close();
+    expect(await server.stop('SIGINT')).toBe(0);
+    server = undefined;
+  });
+
+  it('computes answers without storing them when read-only', async () => {
+    server = await startServerProcess({ database: database.url, args: ['--read-only'] });
+    const client = createPrClient({ address: server.address });
+    expect(await client.isReadonly()).toBe(true);
+    // A new checksum gets the value a writer would give, and nothing is kept.
+    expect(await client.getPr({ ...pkg, checksum: 'new' })).toBe(String(pipelined + 1));
+    expect(await client.getPr({ ...pkg, checksum: 'new' })).toBe(String(pipelined + 1));
+    expect(await client.testPr({ ...pkg, checksum: 'new' })).toBeNull();
+    expect(await client.importOne({ ...pkg, checksum: 'imported', value: '999' })).toBeNull();
+    expect(await client.maxPackagePr(pkg)).toBe(String(pipelined));
+    const fresh = { version: 'never-seen', pkgarch: 'x' };
+    expect(await client.getPr({ ...fresh, checksum: 'a' })).toBe('0');
+    expect(await client.testPackage(fresh)).toBe(false);
+    // Known checksums answer as before.
+    expect(await client.getPr({ ...pkg, checksum: 'c7', history: true })).toBe('7');
+    await client.close();
+    expect(await server.stop()).toBe(0);
+    server = undefined;
+  });
+});
