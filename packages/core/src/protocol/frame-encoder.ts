@@ -24,9 +24,12 @@ export function encodeMessage(message: unknown, maxChunk: number = ASYNCRPC_MAX_
   const text = toAsciiJson(message);
   const pieceLength = maxChunk - 1;
   if (text.length < pieceLength) return `${text}\n`;
+  // BitBake's reader strips trailing whitespace from every piece, so a piece ending in a space
+  // (only possible inside a JSON string: JSON.stringify puts none between tokens) would lose it.
+  const chunked = text.replaceAll(' ', '\\u0020');
   const lines = [`{"${CHUNK_STREAM_KEY}": null}`];
-  for (let offset = 0; offset < text.length; offset += pieceLength) {
-    lines.push(text.slice(offset, offset + pieceLength));
+  for (let offset = 0; offset < chunked.length; offset += pieceLength) {
+    lines.push(chunked.slice(offset, offset + pieceLength));
   }
   lines.push('', '');
   return lines.join('\n');

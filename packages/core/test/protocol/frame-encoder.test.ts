@@ -84,9 +84,16 @@ describe('encodeMessage', () => {
           expect(piece.length).toBeLessThanOrEqual(maxChunk - 1);
         }
         expect(pieces.slice(0, -1).every((piece) => piece.length === maxChunk - 1)).toBe(true);
-        expect(pieces.join('')).toBe(toAsciiJson(value));
+        expect(pieces.join('')).toBe(toAsciiJson(value).replaceAll(' ', '\\u0020'));
+        // BitBake strips trailing whitespace from each piece it reads: none may end in one.
+        expect(pieces.every((piece) => !/\s$/.test(piece))).toBe(true);
       }),
     );
+  });
+
+  it('escapes spaces in chunked messages so that no piece ends in whitespace', () => {
+    expect(encodeMessage('ab cd', 4)).toBe(`${CHUNK_START}"ab\n\\u0\n020\ncd"\n\n`);
+    expect(JSON.parse(encodeMessage({ s: 'a b' }, 4).slice(CHUNK_START.length, -2).split('\n').join(''))).toEqual({ s: 'a b' });
   });
 
   it('escapes every non-ASCII character as \\uXXXX, as Python json.dumps does', () => {
