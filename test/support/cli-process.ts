@@ -26,6 +26,8 @@ export interface StartOptions {
   readonly args?: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
   readonly timeoutMs?: number;
+  /** Listen address; default 127.0.0.1:0 (a free port). */
+  readonly bind?: string;
 }
 
 function assertBuilt(): void {
@@ -37,7 +39,7 @@ export async function startServerProcess(options: StartOptions): Promise<ServerP
   assertBuilt();
   const child = spawn(
     process.execPath,
-    [CLI_PATH, 'server', '--database', options.database, '--bind', '127.0.0.1:0', ...(options.args ?? [])],
+    [CLI_PATH, 'server', '--database', options.database, '--bind', options.bind ?? '127.0.0.1:0', ...(options.args ?? [])],
     { env: { ...cleanEnv(), ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const logs: Record<string, unknown>[] = [];

@@ -10,8 +10,14 @@ export {
   parseRevision,
 } from './engine/revision.js';
 export type { RevisionComponents } from './engine/revision.js';
-export { INITIAL_REVISION, decideGetPr, decideLegacyImport, decideTestPr } from './engine/allocation-rules.js';
-export type { AllocationDecision, ChecksumFacts } from './engine/allocation-rules.js';
+export {
+  INITIAL_REVISION,
+  decideChainedGetPr,
+  decideGetPr,
+  decideLegacyImport,
+  decideTestPr,
+} from './engine/allocation-rules.js';
+export type { AllocationDecision, ChainedFacts, ChecksumFacts, UpstreamFacts } from './engine/allocation-rules.js';
 export { MAX_KEY_BYTES, createPrEngine } from './engine/pr-engine.js';
 export type {
   ChecksumKey,
@@ -22,6 +28,7 @@ export type {
   PrEngineOptions,
   RevisionQuery,
   RevisionRow,
+  UpstreamPrSource,
 } from './engine/pr-engine.js';
 export { migrateToLatest } from './engine/migrations.js';
 export { REVISION_TABLE } from './engine/schema.js';

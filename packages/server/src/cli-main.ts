@@ -63,6 +63,7 @@ async function serverCommand(args: string[], io: CliIo): Promise<number> {
       'sync-mode': { type: 'string' },
       config: { type: 'string' },
       'log-level': { type: 'string' },
+      upstream: { type: 'string' },
     },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
@@ -77,6 +78,7 @@ async function serverCommand(args: string[], io: CliIo): Promise<number> {
       nohist: values.history ? false : values.nohist,
       logLevel: values['log-level'],
       syncMode: values['sync-mode'],
+      upstream: values.upstream,
     },
     io.env,
     file,

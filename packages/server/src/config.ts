@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
+import { parseServerAddress } from '@prserv/client';
 import { DEFAULT_EMBEDDED_PATH, DEFAULT_POOL_SIZE } from '@prserv/core';
 import { DEFAULT_PORT } from './pr-server.js';
 
@@ -24,6 +25,8 @@ export interface ServerSettings {
   /** No-history mode for legacy requests (BitBake's default). */
   readonly nohist: boolean;
   readonly logLevel: LogLevel;
+  /** `HOST:PORT` of an upstream PR server whose numbering get-pr extends, or null. */
+  readonly upstream: string | null;
   /** True when a sqlite-era `--sync-mode` / `PRSERV_SYNC_MODE` was given (ignored). */
   readonly syncModeGiven: boolean;
 }
@@ -55,6 +58,7 @@ export const ENV_NAMES = {
   nohist: 'PRSERV_NOHIST',
   sync_mode: 'PRSERV_SYNC_MODE',
   log_level: 'PRSERV_LOG_LEVEL',
+  upstream: 'PRSERV_UPSTREAM',
   server_addr: 'PRSERV_SERVER_ADDR',
 } as const;
 
@@ -70,6 +74,7 @@ export interface ServerFlags {
   nohist?: boolean;
   logLevel?: string;
   syncMode?: string;
+  upstream?: string;
 }
 
 /** The `server:` and `client:` sections of a config file. */
@@ -78,7 +83,7 @@ export interface ConfigFile {
   readonly client: Readonly<Record<string, unknown>>;
 }
 
-const SERVER_FILE_KEYS = ['database', 'bind_addr', 'read_only', 'nohist', 'max_connections', 'log_level', 'sync_mode'];
+const SERVER_FILE_KEYS = ['database', 'bind_addr', 'read_only', 'nohist', 'max_connections', 'log_level', 'sync_mode', 'upstream'];
 const CLIENT_FILE_KEYS = ['server_addr'];
 
 /** Reads a YAML or JSON config file (JSON is YAML) with `server:` and `client:` sections. */
@@ -139,9 +144,18 @@ export function resolveServerSettings(
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
     throw new ConfigError(`invalid ${levelSetting.source} ${JSON.stringify(level)}: expected one of ${LOG_LEVELS.join(', ')}`);
   }
+  const upstreamSetting = pick(flags.upstream, 'upstream', 'upstream');
+  const upstream = asString(upstreamSetting) ?? null;
+  if (upstream !== null) {
+    try {
+      parseServerAddress(upstream);
+    } catch {
+      throw new ConfigError(`invalid ${upstreamSetting.source} ${JSON.stringify(upstream)}: expected HOST:PORT or [IPv6]:PORT`);
+    }
+  }
   const syncModeGiven = pick(flags.syncMode, 'sync_mode', 'sync_mode').value !== undefined;
   if (database.trim() === '') throw new ConfigError('invalid database: must not be empty');
-  return { database, host, port, maxConnections, readOnly, nohist, logLevel: level as LogLevel, syncModeGiven };
+  return { database, host, port, maxConnections, readOnly, nohist, logLevel: level as LogLevel, upstream, syncModeGiven };
 }
 
 /** Resolves the client's server address: flag > environment > config file > default. */

@@ -16,10 +16,13 @@ const SERVER_OPTIONS = `  --database URL|PATH    postgres:// or postgresql:// UR
                          Default: on   env: ${ENV_NAMES.nohist}=1
   --history              legacy clients are served in history mode: a checksum keeps its first PR.
                          Default: off   env: ${ENV_NAMES.nohist}=0
+  --upstream HOST:PORT   extend an upstream PR server's numbering (BitBake --upstream): PRs of
+                         packages known upstream become u.0, u.1, … above upstream's u; only
+                         get-pr consults it. [v6]:PORT for IPv6. Default: none   env: ${ENV_NAMES.upstream}
   --sync-mode MODE       accepted for old bitbake-prserv invocations and ignored (sqlite era).
                          Default: none   env: ${ENV_NAMES.sync_mode}
   --config FILE          YAML or JSON file with a server: section (keys database, bind_addr,
-                         max_connections, read_only, nohist, log_level).
+                         max_connections, read_only, nohist, log_level, upstream).
                          Default: none (no config file)
   --log-level LEVEL      trace, debug (one line per request), info, warn, error, fatal, silent.
                          Default: ${SERVER_DEFAULTS.log_level}   env: ${ENV_NAMES.log_level}

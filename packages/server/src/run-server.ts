@@ -2,6 +2,7 @@ import { openPrStore, type PrStore } from '@prserv/core';
 import type { ServerSettings } from './config.js';
 import { createJsonLogger } from './logger.js';
 import { type RunningPrServer, startPrServer } from './pr-server.js';
+import { createUpstreamPool, type UpstreamPool } from './upstream-pool.js';
 
 /**
  * Runs `prserv server` in the foreground: opens the store, listens, and on SIGTERM or SIGINT
@@ -12,15 +13,20 @@ export async function runServer(settings: ServerSettings, io: { stderr: NodeJS.W
   if (settings.syncModeGiven) {
     logger.warn({}, '--sync-mode / PRSERV_SYNC_MODE is deprecated and ignored: it tuned sqlite, which prserv does not use');
   }
+  const upstream: UpstreamPool | undefined = settings.upstream
+    ? createUpstreamPool({ address: settings.upstream, logger })
+    : undefined;
   let store: PrStore;
   try {
     store = await openPrStore({
+      upstream,
       database: settings.database,
       poolSize: settings.maxConnections,
       readOnly: settings.readOnly,
       onBackgroundError: (error) => logger.warn({ err: error.message }, 'idle database connection failed'),
     });
   } catch (error) {
+    await upstream?.close();
     io.stderr.write(`prserv: cannot open the store: ${describe(error)}\n`);
     return 1;
   }
@@ -35,6 +41,7 @@ export async function runServer(settings: ServerSettings, io: { stderr: NodeJS.W
     });
   } catch (error) {
     await store.close();
+    await upstream?.close();
     io.stderr.write(`prserv: cannot listen on ${settings.host}:${settings.port}: ${describe(error)}\n`);
     return 1;
   }
@@ -46,6 +53,7 @@ export async function runServer(settings: ServerSettings, io: { stderr: NodeJS.W
       mode: settings.nohist ? 'nohist' : 'history',
       readOnly: settings.readOnly,
       maxConnections: settings.maxConnections,
+      upstream: upstream?.name ?? null,
       pid: process.pid,
     },
     'prserv listening',
@@ -64,6 +72,7 @@ export async function runServer(settings: ServerSettings, io: { stderr: NodeJS.W
       try {
         await server.close();
         await store.close();
+        await upstream?.close();
         logger.info({}, 'stopped');
         resolve(0);
       } catch (error) {

@@ -8,7 +8,9 @@ import { createEmbeddedFolder, createPostgresDatabase, type TestDatabase } from 
 
 // End to end through the built CLI (`pnpm build` first). Most servers run on one PostgreSQL
 // database (fast to start); only the lock and restart tests use an embedded PGlite folder,
-// whose first opening costs seconds and most of a gigabyte.
+// whose first opening costs seconds and most of a gigabyte. Suites whose tests share no server
+// state (or use distinct packages of one server) run their tests concurrently: each CLI run costs
+// a Node start-up.
 
 let db: TestDatabase;
 let workDir: string;
@@ -104,7 +106,7 @@ function optionBlock(help: string, option: string): string {
   return block.join('\n');
 }
 
-describe('help', () => {
+describe.concurrent('help', () => {
   const SERVER_OPTIONS = [
     { option: '--database', env: 'PRSERV_DATABASE', fallback: './prserv-data' },
     { option: '--bind', env: 'PRSERV_BIND_ADDR', fallback: 'localhost:8585' },
@@ -144,7 +146,7 @@ describe('help', () => {
   });
 });
 
-describe('bad settings', () => {
+describe.concurrent('bad settings', () => {
   /** Asserts exit code 2, one stderr line naming `setting`, and no server started. */
   function expectRefused(result: CliResult, setting: string): void {
     expect(result.code).toBe(2);
@@ -285,7 +287,7 @@ describe('server settings from flags, environment and config file', () => {
   });
 });
 
-describe('prserv client against a server on PostgreSQL', () => {
+describe.concurrent('prserv client against a server on PostgreSQL', () => {
   let server: ServerProcess;
 
   beforeAll(async () => {
@@ -465,7 +467,7 @@ describe('prserv client against a server on PostgreSQL', () => {
   });
 });
 
-describe('prserv client against an unreachable address', () => {
+describe.concurrent('prserv client against an unreachable address', () => {
   for (const command of [['ping'], ['get-pr', '1.0', 'core2-64', 'c0'], ['--json', 'is-readonly']]) {
     it(`exits 1 quickly naming the address for ${command.join(' ')}`, async () => {
       const address = `127.0.0.1:${await closedPort()}`;

@@ -48,3 +48,42 @@ export function decideLegacyImport(checksumLast: string | null, value: string): 
   if (checksumLast !== null && compareRevisions(checksumLast, value) >= 0) return { value: checksumLast, isNew: false };
   return { value, isNew: true };
 }
+
+/** What an upstream PR server said about the package and checksum (contract §5). */
+export interface UpstreamFacts {
+  /** Upstream's greatest revision of the package (its max-package-pr), null when unknown there. */
+  readonly packageMax: string | null;
+  /** Upstream's revision for the checksum (its no-history test-pr), null when unknown there. */
+  readonly checksumValue: string | null;
+}
+
+/** Local facts of a server that has an upstream. */
+export interface ChainedFacts extends ChecksumFacts {
+  /**
+   * Greatest local revision extending the upstream maximum `u` (`u.3`, `u.3.1`, …), null when
+   * there is none or upstream does not know the package.
+   */
+  readonly subMax: string | null;
+}
+
+/**
+ * get-pr on a server chained to an upstream (contract §5): local builds extend the upstream's
+ * numbering (`u.0`, `u.1`, …) and never collide with it.
+ */
+export function decideChainedGetPr(local: ChainedFacts, upstream: UpstreamFacts, history: boolean): AllocationDecision {
+  const known = history ? local.checksumFirst : local.checksumLast;
+  const upstreamMax = upstream.packageMax;
+  if (known !== null) {
+    if (history) return { value: known, isNew: false };
+    let value = known;
+    if (local.packageMax !== null && compareRevisions(value, local.packageMax) < 0) value = increaseRevision(local.packageMax);
+    // Unknown upstream (null maximum): no upstream bound. BitBake's server crashes here.
+    if (upstreamMax !== null && compareRevisions(value, upstreamMax) < 0) {
+      value = upstream.checksumValue === null ? `${upstreamMax}.0` : upstreamMax;
+    }
+    return { value, isNew: compareRevisions(value, known) !== 0 };
+  }
+  if (upstreamMax === null) return decideGetPr(local, history);
+  if (upstream.checksumValue !== null) return { value: upstream.checksumValue, isNew: true };
+  return { value: local.subMax === null ? `${upstreamMax}.0` : increaseRevision(local.subMax), isNew: true };
+}

@@ -1,7 +1,15 @@
 import { type Kysely, type Transaction, sql } from 'kysely';
 import { PrStoreError, toPrStoreError } from '../errors/pr-store-error.js';
-import { type ChecksumFacts, decideGetPr, decideLegacyImport, decideTestPr } from './allocation-rules.js';
-import { isRevision, normalizeRevision } from './revision.js';
+import {
+  type ChainedFacts,
+  type ChecksumFacts,
+  decideChainedGetPr,
+  decideGetPr,
+  decideLegacyImport,
+  decideTestPr,
+  type UpstreamFacts,
+} from './allocation-rules.js';
+import { increaseRevision, isRevision, normalizeRevision } from './revision.js';
 import type { PrDatabase } from './schema.js';
 
 /** Longest `version`, `pkgarch` or `checksum` accepted, in bytes: keeps every key within btree limits. */
@@ -52,10 +60,25 @@ export interface RevisionRow extends ChecksumKey {
   readonly value: string;
 }
 
+/**
+ * The upstream PR server of a chained server (BitBake `--upstream`), as the engine needs it.
+ * Revisions may come back in any spelling a server uses; the engine checks them.
+ */
+export interface UpstreamPrSource {
+  /** Names the upstream in errors, e.g. `prserv.example.net:8585`. */
+  readonly name: string;
+  /** Upstream's greatest revision of the package, or null. */
+  maxPackagePr(key: PackageKey): Promise<string | null>;
+  /** Upstream's no-history revision for the checksum, or null. */
+  testPr(key: ChecksumKey): Promise<string | null>;
+}
+
 /** Options of {@link createPrEngine}. */
 export interface PrEngineOptions {
   /** Compute answers but never write (BitBake `--read-only`). Default false. */
   readonly readOnly?: boolean;
+  /** Extend this upstream server's numbering in get-pr (contract §5). Default none. */
+  readonly upstream?: UpstreamPrSource;
 }
 
 /** The allocation operations of a PR server (contract §4), one database transaction each at most. */
@@ -81,21 +104,25 @@ export interface PrEngine {
  * The engine owns no pool: closing the database is its creator's business.
  */
 export function createPrEngine(db: Kysely<PrDatabase>, options: PrEngineOptions = {}): PrEngine {
-  return new KyselyPrEngine(db, options.readOnly ?? false);
+  return new KyselyPrEngine(db, options.readOnly ?? false, options.upstream);
 }
 
 class KyselyPrEngine implements PrEngine {
   readonly #db: Kysely<PrDatabase>;
   readonly readOnly: boolean;
+  readonly #upstream: UpstreamPrSource | undefined;
 
-  constructor(db: Kysely<PrDatabase>, readOnly: boolean) {
+  constructor(db: Kysely<PrDatabase>, readOnly: boolean, upstream: UpstreamPrSource | undefined) {
     this.#db = db;
     this.readOnly = readOnly;
+    this.#upstream = upstream;
   }
 
   async getPr(query: RevisionQuery): Promise<string> {
     const key = checkChecksumKey(query);
     const history = query.history ?? false;
+    const upstream = this.#upstream;
+    if (upstream) return this.#run('allocate a revision', () => this.#getChainedPr(key, history, upstream));
     return this.#run('allocate a revision', async () => {
       // Most requests of a rebuild ask for revisions already stored: one snapshot read answers
       // them without a lock or a write.
@@ -107,6 +134,26 @@ class KyselyPrEngine implements PrEngine {
         if (decision.isNew) await insertRow(trx, { ...key, value: decision.value });
         return decision.value;
       });
+    });
+  }
+
+  /**
+   * get-pr with an upstream. Upstream is asked before the package lock is taken (its answers
+   * do not depend on ours); local facts are read again under the lock, so two concurrent new
+   * checksums never get the same `u.N`.
+   */
+  async #getChainedPr(key: ChecksumKey, history: boolean, upstream: UpstreamPrSource): Promise<string> {
+    const seen = await readChecksumFacts(this.#db, key);
+    if (history && seen.checksumFirst !== null) return seen.checksumFirst;
+    const remote = await askUpstream(upstream, key);
+    if (this.readOnly) {
+      return decideChainedGetPr(await readChainedFacts(this.#db, key, remote, seen), remote, history).value;
+    }
+    return this.#db.transaction().execute(async (trx) => {
+      await lockPackage(trx, key);
+      const decision = decideChainedGetPr(await readChainedFacts(trx, key, remote), remote, history);
+      if (decision.isNew) await insertRow(trx, { ...key, value: decision.value });
+      return decision.value;
     });
   }
 
@@ -235,6 +282,49 @@ async function insertRow(trx: Transaction<PrDatabase>, row: RevisionRow): Promis
     .values(row)
     .onConflict((conflict) => conflict.constraint('prserv_revision_pkey').doNothing())
     .execute();
+}
+
+/** Asks upstream for its package maximum and its revision of the checksum, both at once. */
+async function askUpstream(upstream: UpstreamPrSource, key: ChecksumKey): Promise<UpstreamFacts> {
+  try {
+    const [packageMax, checksumValue] = await Promise.all([upstream.maxPackagePr(key), upstream.testPr(key)]);
+    return {
+      packageMax: packageMax === null ? null : normalizeRevision(packageMax),
+      checksumValue: checksumValue === null ? null : normalizeRevision(checksumValue),
+    };
+  } catch (cause) {
+    const reason = cause instanceof RangeError ? `answered an invalid revision (${cause.message})` : errorText(cause);
+    throw new PrStoreError('UPSTREAM_UNAVAILABLE', `upstream PR server ${upstream.name} failed: ${reason}`, { cause });
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Local facts plus the greatest local extension of upstream's maximum. */
+async function readChainedFacts(
+  db: Queryable,
+  key: ChecksumKey,
+  upstream: UpstreamFacts,
+  known?: ChecksumFacts,
+): Promise<ChainedFacts> {
+  const facts = known ?? (await readChecksumFacts(db, key));
+  if (upstream.packageMax === null || upstream.checksumValue !== null || facts.checksumLast !== null) {
+    return { ...facts, subMax: null };
+  }
+  // Extensions of u (u.0, u.3.1, …) are exactly the keys strictly between u and increase(u).
+  const row = await db
+    .selectFrom('prserv_revision')
+    .select('value')
+    .where('version', '=', key.version)
+    .where('pkgarch', '=', key.pkgarch)
+    .where('value_key', '>', sql<string[]>`string_to_array(${upstream.packageMax}, '.')::numeric[]`)
+    .where('value_key', '<', sql<string[]>`string_to_array(${increaseRevision(upstream.packageMax)}, '.')::numeric[]`)
+    .orderBy('value_key', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return { ...facts, subMax: row?.value ?? null };
 }
 
 function checkPackageKey(key: PackageKey): PackageKey {

@@ -5,6 +5,7 @@ export const PR_STORE_ERROR_CODES = [
   'STORE_CLOSED',
   'DATABASE_UNAVAILABLE',
   'DATABASE_ERROR',
+  'UPSTREAM_UNAVAILABLE',
 ] as const;
 
 /** One of {@link PR_STORE_ERROR_CODES}. */

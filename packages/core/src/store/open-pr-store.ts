@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import { PrStoreError } from '../errors/pr-store-error.js';
 import { migrateToLatest } from '../engine/migrations.js';
-import { createPrEngine, type PrEngine } from '../engine/pr-engine.js';
+import { createPrEngine, type PrEngine, type UpstreamPrSource } from '../engine/pr-engine.js';
 import type { PrDatabase } from '../engine/schema.js';
 import { acquireStoreLock, type StoreLock } from './store-lock.js';
 
@@ -33,6 +33,8 @@ export interface OpenPrStoreOptions {
    * Such errors never throw; the next request reconnects. Default: ignored.
    */
   readonly onBackgroundError?: (error: Error) => void;
+  /** An upstream PR server whose numbering get-pr extends (contract §5). Not closed by the store. */
+  readonly upstream?: UpstreamPrSource;
 }
 
 /** An open PR store: the engine plus the database it owns. */
@@ -74,7 +76,7 @@ export async function openPrStore(options: OpenPrStoreOptions = {}): Promise<PrS
     await opened.close();
     throw error;
   }
-  return new OpenedPrStore(opened, createPrEngine(opened.db, { readOnly: options.readOnly ?? false }));
+  return new OpenedPrStore(opened, createPrEngine(opened.db, { readOnly: options.readOnly ?? false, upstream: options.upstream }));
 }
 
 interface OpenedDatabase {

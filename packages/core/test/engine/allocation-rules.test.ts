@@ -4,6 +4,7 @@ import {
   type ChecksumFacts,
   INITIAL_REVISION,
   compareRevisions,
+  decideChainedGetPr,
   decideGetPr,
   decideLegacyImport,
   decideTestPr,
@@ -153,5 +154,56 @@ describe('decideLegacyImport', () => {
         expect(decision.isNew).toBe(held === null || compareRevisions(value, held) > 0);
       }),
     );
+  });
+});
+
+describe('decideChainedGetPr', () => {
+  const local = (packageMax: string | null, first: string | null, last: string | null, subMax: string | null = null) => ({
+    packageMax,
+    checksumFirst: first,
+    checksumLast: last,
+    subMax,
+  });
+  const upstream = (packageMax: string | null, checksumValue: string | null = null) => ({ packageMax, checksumValue });
+
+  it('keeps the first value of a known checksum in history mode without asking more', () => {
+    expect(decideChainedGetPr(local('0.3', '0.1', '0.3'), upstream('5'), true)).toEqual({ value: '0.1', isNew: false });
+  });
+
+  it('moves a returning checksum above the local maximum in no-history mode', () => {
+    expect(decideChainedGetPr(local('0.1', '0.0', '0.0'), upstream('0', '0'), false)).toEqual({ value: '0.2', isNew: true });
+  });
+
+  it('keeps a known checksum that is both the local maximum and above upstream', () => {
+    expect(decideChainedGetPr(local('0.3', '0.3', '0.3'), upstream('0'), false)).toEqual({ value: '0.3', isNew: false });
+  });
+
+  it('lifts a known checksum to the upstream maximum when upstream knows it', () => {
+    expect(decideChainedGetPr(local('2', '0', '2'), upstream('3', '2'), false)).toEqual({ value: '3', isNew: true });
+  });
+
+  it('lifts a known checksum to upstream maximum .0 when upstream does not know it', () => {
+    expect(decideChainedGetPr(local('1.1.1', '0.3.0', '0.3.2'), upstream('2'), false)).toEqual({ value: '2.0', isNew: true });
+  });
+
+  it('needs no upstream bound for a package upstream does not know', () => {
+    expect(decideChainedGetPr(local('1', '0', '0'), upstream(null), false)).toEqual({ value: '2', isNew: true });
+    expect(decideChainedGetPr(local('1', '0', '1'), upstream(null), false)).toEqual({ value: '1', isNew: false });
+  });
+
+  it('allocates locally when neither the checksum nor the package is known upstream', () => {
+    expect(decideChainedGetPr(local(null, null, null), upstream(null), false)).toEqual({ value: '0', isNew: true });
+    expect(decideChainedGetPr(local('9', null, null), upstream(null), true)).toEqual({ value: '10', isNew: true });
+  });
+
+  it('takes the upstream value of a checksum new locally but known upstream', () => {
+    expect(decideChainedGetPr(local('0.2', null, null), upstream('1', '0'), false)).toEqual({ value: '0', isNew: true });
+  });
+
+  it('mints the next sub-revision under the upstream maximum for a new checksum', () => {
+    expect(decideChainedGetPr(local('0', null, null), upstream('0'), false)).toEqual({ value: '0.0', isNew: true });
+    expect(decideChainedGetPr(local('0.0', null, null, '0.0'), upstream('0'), false)).toEqual({ value: '0.1', isNew: true });
+    expect(decideChainedGetPr(local('0.3.1', null, null, '0.3.1'), upstream('0.3'), false)).toEqual({ value: '0.3.2', isNew: true });
+    expect(decideChainedGetPr(local('0.9', null, null, '0.9'), upstream('0'), true)).toEqual({ value: '0.10', isNew: true });
   });
 });

@@ -43,7 +43,7 @@ describe('embedded store lock', () => {
   let lockPath: string;
 
   beforeAll(async () => {
-    folder = await createEmbeddedFolder('store-lock');
+    folder = await createEmbeddedFolder('store-lock', { fresh: true });
     lockPath = join(folder.url, 'prserv.lock');
   });
 
