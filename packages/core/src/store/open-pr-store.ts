@@ -29,6 +29,13 @@ export interface OpenPrStoreOptions {
   /** How long to wait for a PostgreSQL connection, in ms. Default 10000. */
   readonly connectTimeoutMs?: number;
   /**
+   * Longest a PostgreSQL statement may run, in ms, including waiting for a package lock held by
+   * another replica; past it the request fails instead of hanging. Default 30000.
+   */
+  readonly statementTimeoutMs?: number;
+  /** Longest {@link PrStore.close} waits for connections still in use, in ms. Default 10000. */
+  readonly closeTimeoutMs?: number;
+  /**
    * Called with errors of idle pooled PostgreSQL connections (e.g. the server restarted).
    * Such errors never throw; the next request reconnects. Default: ignored.
    */
@@ -89,15 +96,34 @@ interface OpenedDatabase {
 async function openPostgres(url: string, poolSize: number, options: OpenPrStoreOptions): Promise<OpenedDatabase> {
   // Loaded on demand so that users of the embedded store (or of the codec alone) never load pg.
   const { default: pg } = await import('pg');
+  const statementTimeout = options.statementTimeoutMs ?? 30_000;
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
     application_name: 'prserv',
+    // A half-open connection or a stuck peer must fail a request, never hang it.
+    keepAlive: true,
+    statement_timeout: statementTimeout,
+    query_timeout: statementTimeout + 5_000,
+    idle_in_transaction_session_timeout: statementTimeout * 2,
   });
-  pool.on('error', (error) => options.onBackgroundError?.(error));
+  const report = (error: Error) => options.onBackgroundError?.(error);
+  // Idle connections report through the pool; a connection in use emits 'error' on itself, and
+  // neither pg nor Kysely listens there: unheard, a dropped connection would crash the process.
+  // The query in flight fails on its own and its transaction reports the error.
+  pool.on('error', report);
+  pool.on('connect', (client) => client.on('error', report));
   const db = new Kysely<PrDatabase>({ dialect: new PostgresDialect({ pool }) });
-  return { kind: 'postgres', location: redactUrl(url), db, close: () => db.destroy() };
+  const closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
+  const close = async () => {
+    // pool.end() waits for every checked-out connection; a stuck one must not block shutdown.
+    const timedOut = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), closeTimeoutMs).unref());
+    if ((await Promise.race([db.destroy(), timedOut])) === 'timeout') {
+      report(new Error(`closing the PostgreSQL pool took over ${closeTimeoutMs} ms; connections left to the OS`));
+    }
+  };
+  return { kind: 'postgres', location: redactUrl(url), db, close };
 }
 
 async function openEmbedded(folder: string): Promise<OpenedDatabase> {
