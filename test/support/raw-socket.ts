@@ -88,6 +88,15 @@ export class RawSocket {
     return this.#buffer;
   }
 
+  /** Stops reading from the socket, so that the peer's writes back up. */
+  pause(): void {
+    this.#socket.pause();
+  }
+
+  resume(): void {
+    this.#socket.resume();
+  }
+
   close(): void {
     this.#socket.destroy();
   }

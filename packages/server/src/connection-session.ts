@@ -18,8 +18,18 @@ import type { ServerLogger } from './server-logger.js';
 export interface SessionOptions {
   readonly context: Omit<DispatchContext, 'generation'>;
   readonly maxMessageBytes: number;
+  /** A peer that has not sent its hello within this time is dropped, in ms. */
+  readonly handshakeTimeoutMs: number;
   readonly logger: ServerLogger;
 }
+
+/**
+ * Requests read ahead of the one being answered. Past it the socket stops being read, so a client
+ * that pipelines without reading answers costs bounded memory (TCP pushes back on it).
+ */
+const MAX_QUEUED_REQUESTS = 16;
+/** After closing our side on an error, how long a peer may take to read the invoke-error. */
+const LINGER_MS = 5_000;
 
 /**
  * One client connection: the hello, then requests answered strictly in order. Any bad input is
@@ -33,8 +43,9 @@ export class ConnectionSession {
   readonly #context: DispatchContext;
   readonly #peer: string;
   readonly closed: Promise<void>;
+  readonly #handshakeTimer: NodeJS.Timeout;
   #greeted = false;
-  #inFlight = 0;
+  #queued = 0;
   #tail: Promise<void> = Promise.resolve();
   #ending = false;
   #draining = false;
@@ -47,14 +58,21 @@ export class ConnectionSession {
     this.#peer = `${socket.remoteAddress}:${socket.remotePort}`;
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.setNoDelay(true);
+    // Builders that vanish without a FIN (power loss, network cut) are noticed and dropped.
+    socket.setKeepAlive(true, 60_000);
     socket.on('data', (chunk: Buffer) => this.#receive(chunk));
     socket.on('error', (error) => options.logger.debug({ peer: this.#peer, err: error.message }, 'connection error'));
+    this.#handshakeTimer = setTimeout(() => {
+      options.logger.info({ peer: this.#peer }, 'no hello in time; connection dropped');
+      socket.destroy();
+    }, options.handshakeTimeoutMs).unref();
+    socket.once('close', () => clearTimeout(this.#handshakeTimer));
   }
 
-  /** Stops taking requests: closes now when idle, else after the request in flight is answered. */
+  /** Stops taking requests: closes now when idle, else after the requests received are answered. */
   drain(): void {
     this.#draining = true;
-    if (this.#inFlight === 0) this.#end();
+    if (this.#queued === 0) this.#end({ linger: false });
   }
 
   /** Drops the connection at once. */
@@ -82,6 +100,7 @@ export class ConnectionSession {
   }
 
   #greet(hello: Extract<DecodedFrame, { type: 'hello' }>): boolean {
+    clearTimeout(this.#handshakeTimer);
     if (hello.protocol !== PRSERV_PROTOCOL_NAME || hello.version !== PRSERV_PROTOCOL_VERSION) {
       this.#refuse(
         new ProtocolError(
@@ -98,7 +117,8 @@ export class ConnectionSession {
   }
 
   #enqueue(message: unknown): void {
-    this.#inFlight += 1;
+    this.#queued += 1;
+    if (this.#queued >= MAX_QUEUED_REQUESTS) this.#socket.pause();
     this.#tail = this.#tail.then(() => this.#answer(message));
   }
 
@@ -111,17 +131,32 @@ export class ConnectionSession {
       method = request.method;
       const response = await dispatchRequest(request, this.#context);
       if (this.#ending) return;
-      this.#socket.write(encodeMessage(response));
+      const flushed = this.#socket.write(encodeMessage(response));
       this.#options.logger.debug(
         { peer: this.#peer, method, ms: Math.round((performance.now() - started) * 10) / 10 },
         'request',
       );
+      // A client that does not read its answers is not answered faster than it reads.
+      if (!flushed) await this.#writable();
     } catch (error) {
       this.#refuse(error, method);
     } finally {
-      this.#inFlight -= 1;
-      if (this.#draining && this.#inFlight === 0) this.#end();
+      this.#queued -= 1;
+      if (this.#draining && this.#queued === 0) this.#end({ linger: false });
+      else if (this.#queued < MAX_QUEUED_REQUESTS && this.#socket.isPaused() && !this.#ending) this.#socket.resume();
     }
+  }
+
+  #writable(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.#socket.off('drain', done);
+        this.#socket.off('close', done);
+        resolve();
+      };
+      this.#socket.on('drain', done);
+      this.#socket.on('close', done);
+    });
   }
 
   /** Answers an invoke-error naming the problem, then closes the connection. */
@@ -131,20 +166,32 @@ export class ConnectionSession {
     const fields = { peer: this.#peer, method, code: errorCode(error), err: message };
     if (isProtocolError(error) || (isPrStoreError(error) && error.code === 'INVALID_ARGUMENT')) {
       this.#options.logger.info(fields, 'bad request refused');
+    } else if (isPrStoreError(error) && (error.code === 'UPSTREAM_UNAVAILABLE' || error.code === 'DATABASE_UNAVAILABLE')) {
+      this.#options.logger.warn({ ...fields, cause: describeCause(error) }, 'request failed');
     } else {
       this.#options.logger.error({ ...fields, cause: describeCause(error) }, 'request failed');
     }
-    // Before the hello there is no agreed framing, but a JSON line is what any asyncrpc client reads.
-    this.#socket.write(encodeMessage(invokeErrorBody(this.#greeted || !isProtocolError(error) ? message : message)));
-    this.#end();
+    // Also before the hello: there is no agreed framing yet, but a JSON line is what any asyncrpc
+    // client reads, and it says why the connection ends.
+    this.#socket.write(encodeMessage(invokeErrorBody(message)));
+    this.#end({ linger: true });
   }
 
-  #end(): void {
+  /**
+   * Closes our side. After an error the peer gets time to read the invoke-error (closing at once
+   * could reset the connection under it); an idle connection closed by a drain goes as soon as
+   * everything is flushed, since BitBake's client never closes its side by itself.
+   */
+  #end({ linger }: { linger: boolean }): void {
     if (this.#ending) return;
     this.#ending = true;
-    this.#socket.end();
-    // A peer that never reads must not hold the socket open forever.
-    setTimeout(() => this.#socket.destroy(), 5_000).unref();
+    clearTimeout(this.#handshakeTimer);
+    if (linger) {
+      this.#socket.end();
+      setTimeout(() => this.#socket.destroy(), LINGER_MS).unref();
+    } else {
+      this.#socket.end(() => this.#socket.destroy());
+    }
   }
 }
 

@@ -17,6 +17,9 @@ export interface PrServerOptions {
   readonly maxMessageBytes?: number;
   /** How long {@link RunningPrServer.close} waits for requests in flight, in ms. Default 10000. */
   readonly drainTimeoutMs?: number;
+  /** A connection that sends no hello within this time is dropped, in ms. Default 30000. */
+  readonly handshakeTimeoutMs?: number;
+  /** Where the server logs; pino fits. Default: nothing is logged. */
   readonly logger?: ServerLogger;
 }
 
@@ -43,6 +46,7 @@ export async function startPrServer(options: PrServerOptions): Promise<RunningPr
   const sessionOptions = {
     context: { engine: options.engine, defaultHistory: options.defaultHistory ?? false },
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? 30_000,
     logger,
   };
   let closing = false;

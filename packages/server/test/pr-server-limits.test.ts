@@ -1,0 +1,61 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openPrStore, type PrEngine, type PrStore } from '@prserv/core';
+import { type RunningPrServer, startPrServer } from '@prserv/server';
+import { createPostgresDatabase, type TestDatabase } from '../../../test/support/databases.js';
+import { RawSocket } from '../../../test/support/raw-socket.js';
+
+describe('prserv server limits', () => {
+  let database: TestDatabase;
+  let store: PrStore;
+  let server: RunningPrServer;
+  let exports = 0;
+  const pkg = { version: 'big-1.0', pkgarch: 'core2-64' };
+
+  beforeAll(async () => {
+    database = await createPostgresDatabase('limits');
+    store = await openPrStore({ database: database.url });
+    for (let index = 0; index < 400; index += 1) {
+      await store.importOne({ ...pkg, checksum: index.toString(16).padStart(64, '0'), value: String(index) });
+    }
+    // The real engine, counting the exports it serves.
+    const engine: PrEngine = Object.create(store, {
+      exportRows: {
+        value: (query: Parameters<PrEngine['exportRows']>[0]) => {
+          exports += 1;
+          return store.exportRows(query);
+        },
+      },
+    });
+    server = await startPrServer({ engine, host: '127.0.0.1', port: 0, handshakeTimeoutMs: 300 });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await store?.close();
+    await database?.drop();
+  });
+
+  it('stops reading a client that pipelines without reading its answers, and serves it all later', async () => {
+    const raw = await RawSocket.open(server.address.port);
+    const total = 1000;
+    const request = `${JSON.stringify({ export: { ...pkg, checksum: null, colinfo: false, history: true } })}\n`;
+    raw.pause();
+    raw.write(`PRSERVICE 1.0\n\n${request.repeat(total)}`);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // Each answer is ~50 KB: the socket buffers hold a few dozen, and the server waits for the reader.
+    expect(exports).toBeLessThan(250);
+    raw.resume();
+    for (let index = 0; index < total; index += 1) {
+      const response = (await raw.readMessage(30_000)) as { datainfo: unknown[] };
+      expect(response.datainfo).toHaveLength(400);
+    }
+    expect(exports).toBe(total);
+    raw.close();
+  });
+
+  it('drops a connection that never sends its hello', async () => {
+    const raw = await RawSocket.open(server.address.port);
+    expect(await raw.closedByPeer(5_000)).toBe(true);
+    raw.close();
+  });
+});
