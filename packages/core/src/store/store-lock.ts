@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { PrStoreError } from '../errors/pr-store-error.js';
 
 /** A held lock file; `release()` removes it if it is still ours. */
@@ -21,11 +23,20 @@ interface LockOwner {
  */
 export async function acquireStoreLock(path: string): Promise<StoreLock> {
   const mine: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
-  const text = `${JSON.stringify(mine)}\n`;
+  // The token makes each lock file unique, so release never removes a successor's lock.
+  const text = `${JSON.stringify({ ...mine, token: randomBytes(8).toString('hex') })}\n`;
+  const key = resolve(path);
   for (let attempt = 0; attempt < 5; attempt += 1) {
     try {
       await writeFile(path, text, { flag: 'wx', mode: 0o644 });
-      return { path, release: () => releaseIfOurs(path, text) };
+      heldByThisProcess.add(key);
+      return {
+        path,
+        release: async () => {
+          heldByThisProcess.delete(key);
+          await releaseIfOurs(path, text);
+        },
+      };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
         throw new PrStoreError('STORE_LOCKED', `cannot create the lock file ${path}: ${(error as Error).message}`, { cause: error });
@@ -34,10 +45,12 @@ export async function acquireStoreLock(path: string): Promise<StoreLock> {
     const existing = await readFile(path, 'utf8').catch(() => undefined);
     if (existing === undefined) continue; // released meanwhile: try again
     const owner = parseOwner(existing);
-    if (owner && owner.host === mine.host && owner.pid === process.pid) {
+    // Our own pid in the file is only ours if this process holds it: in a container the server is
+    // often pid 1 again after a crash, and that earlier life's lock is stale.
+    if (heldByThisProcess.has(key)) {
       throw new PrStoreError(
         'STORE_LOCKED',
-        `the embedded store is already open in this process (pid ${owner.pid}, lock file ${path}); close it first`,
+        `the embedded store is already open in this process (pid ${process.pid}, lock file ${path}); close it first`,
       );
     }
     if (owner && owner.host !== mine.host) {
@@ -46,7 +59,7 @@ export async function acquireStoreLock(path: string): Promise<StoreLock> {
         `the embedded store is locked by pid ${owner.pid} on host ${owner.host} (lock file ${path}); remove the file only if that process is gone`,
       );
     }
-    if (owner && isAlive(owner.pid)) {
+    if (owner && owner.pid !== process.pid && isAlive(owner.pid)) {
       throw new PrStoreError(
         'STORE_LOCKED',
         `the embedded store is in use by another prserv process (pid ${owner.pid}, lock file ${path})`,
@@ -59,6 +72,9 @@ export async function acquireStoreLock(path: string): Promise<StoreLock> {
   }
   throw new PrStoreError('STORE_LOCKED', `could not take the lock file ${path}: another process keeps taking it`);
 }
+
+/** Lock files this process holds now (resolved paths). */
+const heldByThisProcess = new Set<string>();
 
 function parseOwner(text: string): LockOwner | undefined {
   try {

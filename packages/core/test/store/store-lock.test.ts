@@ -90,6 +90,19 @@ describe('embedded store lock', () => {
     expect(await exists(lockPath)).toBe(false);
   });
 
+  it('takes over a lock naming this very pid from an earlier life, as after a container restart', async () => {
+    await writeFile(lockPath, `${JSON.stringify({ pid: process.pid, host: hostname(), since: '2024-01-01T00:00:00.000Z' })}\n`);
+    const store = await openPrStore({ database: folder.url });
+    try {
+      expect(await store.getPr({ ...pkg, checksum: 'b' })).toBe('1');
+      // While this process holds it, a second open here is still refused.
+      await expect(openPrStore({ database: folder.url })).rejects.toMatchObject({ code: 'STORE_LOCKED' });
+    } finally {
+      await store.close();
+    }
+    expect(await exists(lockPath)).toBe(false);
+  });
+
   it('takes over a lock file that is not a lock (a crash cut it short)', async () => {
     await writeFile(lockPath, '{"pid": 12');
     const store = await openPrStore({ database: folder.url });
