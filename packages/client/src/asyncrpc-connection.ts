@@ -30,6 +30,7 @@ export class AsyncRpcConnection {
   readonly #decoder: FrameDecoder;
   readonly #waiting: Pending[] = [];
   #failure: PrClientError | undefined;
+  #closedByUser = false;
   #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(socket: Socket, maxMessageBytes: number | undefined) {
@@ -88,30 +89,73 @@ export class AsyncRpcConnection {
    * connection (a late answer would be taken for the next request's), so it is closed.
    */
   request(message: unknown, options: { timeoutMs: number; signal?: AbortSignal }): Promise<unknown> {
-    const run = () => this.#exchange(message, options);
+    // The time allowed counts from the call, including the wait behind earlier requests.
+    const deadline = Date.now() + options.timeoutMs;
+    const run = () => this.#exchange(message, deadline, options.timeoutMs, options.signal);
     const result = this.#queue.then(run, run);
     this.#queue = result.catch(() => undefined);
-    return result;
+    // A request still queued behind others ends on its deadline or abort too; when its turn
+    // comes, #exchange sees that and sends nothing.
+    return new Promise((resolve, reject) => {
+      const stop = (error: PrClientError) => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        reject(error);
+      };
+      const onAbort = () => stop(new PrClientError('ABORTED', 'request aborted', { cause: options.signal?.reason }));
+      const timer = setTimeout(
+        () => stop(new PrClientError('TIMEOUT', `no answer from the PR server within ${options.timeoutMs} ms`)),
+        Math.max(deadline - Date.now(), 0),
+      );
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      result.then(
+        (value) => {
+          clearTimeout(timer);
+          options.signal?.removeEventListener('abort', onAbort);
+          resolve(value);
+        },
+        (error: Error) => stop(error as PrClientError),
+      );
+    });
   }
 
   /** Closes the socket; pending requests fail with `CLOSED`. */
   close(): void {
+    this.#closedByUser = true;
     this.#fail(new PrClientError('CLOSED', 'the client closed the connection'));
   }
 
-  #exchange(message: unknown, options: { timeoutMs: number; signal?: AbortSignal }): Promise<unknown> {
+  /**
+   * Closes the socket after the server refused a request (it closes its side too); requests
+   * queued behind fail as CONNECTION_LOST, so callers may retry them on a new connection.
+   */
+  discard(reason: string): void {
+    this.#fail(new PrClientError('CONNECTION_LOST', reason));
+  }
+
+  #exchange(message: unknown, deadline: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (this.#failure) {
-        reject(this.#failure);
+        // Never sent: safe to send again on a new connection, whatever spoiled this one.
+        reject(
+          this.#failure.code === 'CLOSED' && this.#closedByUser
+            ? this.#failure
+            : new PrClientError('CONNECTION_LOST', `request not sent: ${this.#failure.message}`, { cause: this.#failure }),
+        );
         return;
       }
-      if (options.signal?.aborted) {
-        reject(new PrClientError('ABORTED', 'request aborted', { cause: options.signal.reason }));
+      if (signal?.aborted) {
+        reject(new PrClientError('ABORTED', 'request aborted', { cause: signal.reason }));
+        return;
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        reject(new PrClientError('TIMEOUT', `no answer from the PR server within ${timeoutMs} ms`));
         return;
       }
       const finish = () => {
         clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
+        signal?.removeEventListener('abort', onAbort);
       };
       const pending: Pending = {
         resolve: (value) => {
@@ -123,15 +167,17 @@ export class AsyncRpcConnection {
           reject(error);
         },
       };
+      // Without request ids a late answer would be taken for the next request's, so the connection
+      // is dropped; requests behind this one fail as CONNECTION_LOST, which callers may retry.
       const onAbort = () => {
-        pending.reject(new PrClientError('ABORTED', 'request aborted', { cause: options.signal?.reason }));
-        this.#fail(new PrClientError('CLOSED', 'connection closed after an aborted request'));
+        pending.reject(new PrClientError('ABORTED', 'request aborted', { cause: signal?.reason }));
+        this.#fail(new PrClientError('CONNECTION_LOST', 'connection dropped after another request was aborted'));
       };
       const timer = setTimeout(() => {
-        pending.reject(new PrClientError('TIMEOUT', `no answer from the PR server within ${options.timeoutMs} ms`));
-        this.#fail(new PrClientError('CLOSED', 'connection closed after a timed-out request'));
-      }, options.timeoutMs);
-      options.signal?.addEventListener('abort', onAbort, { once: true });
+        pending.reject(new PrClientError('TIMEOUT', `no answer from the PR server within ${timeoutMs} ms`));
+        this.#fail(new PrClientError('CONNECTION_LOST', 'connection dropped after another request timed out'));
+      }, remaining);
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.#waiting.push(pending);
       this.#socket.write(encodeMessage(message));
     });

@@ -222,32 +222,38 @@ export class PrClient implements AsyncDisposable {
     const invoke = record['invoke-error'];
     if (invoke !== undefined) {
       // The server closes the connection after an invoke-error; do not reuse it.
-      connection.close();
+      connection.discard('the server closed the connection after refusing another request');
       const text = typeof invoke === 'object' && invoke !== null ? (invoke as { message?: unknown }).message : invoke;
       throw new InvokeError(typeof text === 'string' ? text : JSON.stringify(text));
     }
     return record;
   }
 
-  #connect(signal: AbortSignal | undefined): Promise<AsyncRpcConnection> {
-    const current = this.#connection;
-    if (current) {
-      return current.then(
-        (connection) => (connection.closed ? this.#reconnect(signal) : connection),
-        () => this.#reconnect(signal),
-      );
+  /**
+   * The open connection, or a new one. Concurrent callers share one connection attempt: only the
+   * first to find the connection dead replaces it, the others use the replacement.
+   */
+  async #connect(signal: AbortSignal | undefined): Promise<AsyncRpcConnection> {
+    for (;;) {
+      const current = this.#connection ?? this.#reconnect();
+      // One caller's abort must not fail the attempt the others share: each races its own signal.
+      const connection = await abortable(current, signal); // a failed attempt is already forgotten
+      if (!connection.closed) return connection;
+      if (this.#connection === current) this.#reconnect();
     }
-    return this.#reconnect(signal);
   }
 
-  #reconnect(signal: AbortSignal | undefined): Promise<AsyncRpcConnection> {
+  #reconnect(): Promise<AsyncRpcConnection> {
     const opening = AsyncRpcConnection.open(this.address, {
       connectTimeoutMs: this.#options.connectTimeoutMs,
       maxMessageBytes: this.#options.maxMessageBytes,
-      signal,
       createSocket: this.#options.createSocket,
     });
     this.#connection = opening;
+    // A failed attempt fails the calls waiting on it, and the next call tries afresh.
+    opening.catch(() => {
+      if (this.#connection === opening) this.#connection = undefined;
+    });
     return opening;
   }
 
@@ -267,6 +273,28 @@ function revision(value: unknown): string | null {
   } catch (cause) {
     throw new PrClientError('PROTOCOL', `the server answered an invalid revision ${JSON.stringify(value)}`, { cause });
   }
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new PrClientError('ABORTED', 'request aborted', { cause: signal.reason }));
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {

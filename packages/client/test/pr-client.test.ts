@@ -192,6 +192,77 @@ describe('PrClient failure handling', () => {
     await client.close();
   });
 
+  it('shares one new connection among concurrent calls after the old one died', async () => {
+    let opened = 0;
+    const { server, address } = await scriptedServer((line, socket, connection) => {
+      opened = Math.max(opened, connection + 1);
+      if (!isRequest(line)) return;
+      if (connection === 0) socket.destroy();
+      else socket.write('{"alive": true}\n');
+    });
+    servers.push(server);
+    const client = createPrClient({ address, retryDelayMs: 10 });
+    await client.ping().catch(() => undefined); // first connection: dropped, then retried on the second
+    const answers = await Promise.all(Array.from({ length: 5 }, () => client.ping()));
+    expect(answers).toEqual([true, true, true, true, true]);
+    expect(opened).toBe(2);
+    await client.close();
+    await new Promise((resolve) => server.getConnections((_error, count) => (count === 0 ? resolve(0) : setTimeout(resolve, 200))));
+    server.getConnections((_error, count) => expect(count).toBe(0));
+  });
+
+  it('does not fail the other callers when one call is aborted', async () => {
+    const requests: number[] = [];
+    const { server, address } = await scriptedServer((line, socket, connection) => {
+      if (!isRequest(line)) return;
+      requests.push(connection);
+      // The first connection never answers; later ones do.
+      if (connection > 0) socket.write('{"alive": true}\n');
+    });
+    servers.push(server);
+    const client = createPrClient({ address, retryDelayMs: 10 });
+    const controller = new AbortController();
+    const first = client.ping({ signal: controller.signal });
+    while (requests.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    // The second call waits behind the first on the same connection when the first is aborted.
+    const second = client.ping();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    controller.abort();
+    await expect(first).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(await second).toBe(true);
+    expect(requests).toEqual([0, 1]);
+    await client.close();
+  });
+
+  it('aborts a call still queued behind another at once', async () => {
+    const { server, address } = await scriptedServer(() => {});
+    servers.push(server);
+    const client = createPrClient({ address, requestTimeoutMs: 5_000 });
+    const first = client.ping();
+    const controller = new AbortController();
+    const queued = client.ping({ signal: controller.signal });
+    setTimeout(() => controller.abort(), 30);
+    const started = Date.now();
+    await expect(queued).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    await client.close();
+    await expect(first).rejects.toMatchObject({ code: 'CLOSED' });
+  });
+
+  it('counts the request timeout from the call, including the wait behind earlier requests', async () => {
+    const { server, address } = await scriptedServer(() => {});
+    servers.push(server);
+    const client = createPrClient({ address, requestTimeoutMs: 300, retries: 0 });
+    const started = Date.now();
+    const results = await Promise.allSettled([client.ping(), client.ping(), client.ping()]);
+    const elapsed = Date.now() - started;
+    expect(results.map((result) => result.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect((results[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'TIMEOUT' });
+    // Three requests in a row with 300 ms each would take 900 ms; all end near the first deadline.
+    expect(elapsed).toBeLessThan(800);
+    await client.close();
+  });
+
   it('rejects an address that is not HOST:PORT', () => {
     expect(() => createPrClient({ address: 'nonsense' })).toThrow(PrClientError);
     expect(parseServerAddress('[::1]:8585')).toEqual({ host: '::1', port: 8585 });
