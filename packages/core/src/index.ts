@@ -18,7 +18,7 @@ export {
   decideTestPr,
 } from './engine/allocation-rules.js';
 export type { AllocationDecision, ChainedFacts, ChecksumFacts, UpstreamFacts } from './engine/allocation-rules.js';
-export { MAX_KEY_BYTES, createPrEngine } from './engine/pr-engine.js';
+export { MAX_KEY_BYTES, MAX_REVISION_LENGTH, createPrEngine } from './engine/pr-engine.js';
 export type {
   ChecksumKey,
   ExportQuery,

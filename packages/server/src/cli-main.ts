@@ -13,7 +13,9 @@ export interface CliIo {
 
 /** The `prserv` command. Resolves with the process exit code. */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
-  const [command, ...rest] = argv;
+  const [command, ...given] = argv;
+  // `pnpm start -- --bind …` hands the `--` on; nothing here takes positional arguments after it.
+  const rest = given[0] === '--' ? given.slice(1) : given;
   try {
     if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
       io.stdout.write(MAIN_HELP);

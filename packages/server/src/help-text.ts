@@ -22,7 +22,7 @@ const SERVER_OPTIONS = `  --database URL|PATH    postgres:// or postgresql:// UR
   --sync-mode MODE       accepted for old bitbake-prserv invocations and ignored (sqlite era).
                          Default: none   env: ${ENV_NAMES.sync_mode}
   --config FILE          YAML or JSON file with a server: section (keys database, bind_addr,
-                         max_connections, read_only, nohist, log_level, upstream).
+                         max_connections, read_only, nohist, log_level, upstream, sync_mode).
                          Default: none (no config file)
   --log-level LEVEL      trace, debug (one line per request), info, warn, error, fatal, silent.
                          Default: ${SERVER_DEFAULTS.log_level}   env: ${ENV_NAMES.log_level}

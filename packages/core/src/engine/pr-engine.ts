@@ -15,6 +15,9 @@ import type { PrDatabase } from './schema.js';
 /** Longest `version`, `pkgarch` or `checksum` accepted, in bytes: keeps every key within btree limits. */
 export const MAX_KEY_BYTES = 512;
 
+/** Longest revision accepted from a client or an upstream, in characters ("1.2.3"…). */
+export const MAX_REVISION_LENGTH = 128;
+
 /** Advisory-lock class (`'PRSV'`); the object id is a hash of the package. */
 const PACKAGE_LOCK_CLASS = 0x50525356;
 
@@ -146,9 +149,9 @@ class KyselyPrEngine implements PrEngine {
     const seen = await readChecksumFacts(this.#db, key);
     if (history && seen.checksumFirst !== null) return seen.checksumFirst;
     const remote = await askUpstream(upstream, key);
-    if (this.readOnly) {
-      return decideChainedGetPr(await readChainedFacts(this.#db, key, remote, seen), remote, history).value;
-    }
+    // Like the local path: an answer already stored needs no lock and no write.
+    const first = decideChainedGetPr(await readChainedFacts(this.#db, key, remote, seen), remote, history);
+    if (!first.isNew || this.readOnly) return first.value;
     return this.#db.transaction().execute(async (trx) => {
       await lockPackage(trx, key);
       const decision = decideChainedGetPr(await readChainedFacts(trx, key, remote), remote, history);
@@ -178,8 +181,12 @@ class KyselyPrEngine implements PrEngine {
 
   async importOne(input: ImportOneInput): Promise<string | null> {
     const key = checkChecksumKey(input);
-    if (typeof input.value !== 'string' || !isRevision(input.value)) {
-      throw new PrStoreError('INVALID_ARGUMENT', `value must be a revision such as "3" or "1.2", got ${JSON.stringify(input.value)}`);
+    if (typeof input.value !== 'string' || input.value.length > MAX_REVISION_LENGTH || !isRevision(input.value)) {
+      const shown = typeof input.value === 'string' && input.value.length > 40 ? `${input.value.slice(0, 40)}…` : input.value;
+      throw new PrStoreError(
+        'INVALID_ARGUMENT',
+        `value must be a revision such as "3" or "1.2" (at most ${MAX_REVISION_LENGTH} characters), got ${JSON.stringify(shown)}`,
+      );
     }
     if (this.readOnly) return null;
     const value = normalizeRevision(input.value);
@@ -205,9 +212,9 @@ class KyselyPrEngine implements PrEngine {
         .orderBy('r.pkgarch')
         .orderBy('r.value_key')
         .orderBy('r.checksum');
-      if (query.version) select = select.where('r.version', '=', query.version);
-      if (query.pkgarch) select = select.where('r.pkgarch', '=', query.pkgarch);
-      if (query.checksum) select = select.where('r.checksum', '=', query.checksum);
+      if (query.version) select = select.where('r.version', '=', checkKeyPart('version', query.version));
+      if (query.pkgarch) select = select.where('r.pkgarch', '=', checkKeyPart('pkgarch', query.pkgarch));
+      if (query.checksum) select = select.where('r.checksum', '=', checkKeyPart('checksum', query.checksum));
       if (!query.history) {
         select = select.where(({ eb, selectFrom }) =>
           eb(
@@ -288,14 +295,17 @@ async function insertRow(trx: Transaction<PrDatabase>, row: RevisionRow): Promis
 async function askUpstream(upstream: UpstreamPrSource, key: ChecksumKey): Promise<UpstreamFacts> {
   try {
     const [packageMax, checksumValue] = await Promise.all([upstream.maxPackagePr(key), upstream.testPr(key)]);
-    return {
-      packageMax: packageMax === null ? null : normalizeRevision(packageMax),
-      checksumValue: checksumValue === null ? null : normalizeRevision(checksumValue),
-    };
+    return { packageMax: upstreamRevision(packageMax), checksumValue: upstreamRevision(checksumValue) };
   } catch (cause) {
     const reason = cause instanceof RangeError ? `answered an invalid revision (${cause.message})` : errorText(cause);
     throw new PrStoreError('UPSTREAM_UNAVAILABLE', `upstream PR server ${upstream.name} failed: ${reason}`, { cause });
   }
+}
+
+function upstreamRevision(value: string | null): string | null {
+  if (value === null) return null;
+  if (value.length > MAX_REVISION_LENGTH) throw new RangeError(`longer than ${MAX_REVISION_LENGTH} characters`);
+  return normalizeRevision(value);
 }
 
 function errorText(error: unknown): string {

@@ -110,6 +110,20 @@ describe.each(STORE_KINDS)('PR store on $kind', ({ kind, create }) => {
     expect(await store.testPackage(pkg)).toBe(false);
   });
 
+  it('rejects an oversized import value, quoting only its start', async () => {
+    const pkg = freshPackage();
+    const value = '1.'.repeat(100) + '1';
+    const error = await store.importOne({ ...pkg, checksum: 'a', value }).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect((error as Error).message.length).toBeLessThan(200);
+    expect(await store.testPackage(pkg)).toBe(false);
+  });
+
+  it('rejects export filters that cannot be keys', async () => {
+    await expect(store.exportRows({ version: 'a\u0000b' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(store.exportRows({ checksum: 'x'.repeat(600) })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+
   it('rejects empty and oversized keys', async () => {
     const pkg = freshPackage();
     await expect(store.getPr({ ...pkg, checksum: '' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
