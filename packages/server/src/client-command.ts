@@ -11,6 +11,7 @@ interface Io {
 /** A command-line usage mistake: exit code 2. */
 export class UsageError extends Error {
   override readonly name = 'UsageError';
+  readonly code = 'USAGE' as const;
 }
 
 const COMMAND_ARITY: Record<string, number> = {

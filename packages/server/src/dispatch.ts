@@ -4,7 +4,6 @@ import {
   isPrStoreError,
   type PrEngine,
   type PrRequest,
-
   toWireRevision,
 } from '@prserv/core';
 

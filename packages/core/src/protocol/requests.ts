@@ -102,10 +102,13 @@ export function isPrMethod(name: string): name is PrMethod {
 }
 
 class ParamReader {
-  constructor(
-    private readonly method: string,
-    private readonly params: Record<string, unknown>,
-  ) {}
+  readonly #method: string;
+  readonly #params: Record<string, unknown>;
+
+  constructor(method: string, params: Record<string, unknown>) {
+    this.#method = method;
+    this.#params = params;
+  }
 
   packageParams(): PackageParams {
     return { version: this.requiredString('version'), pkgarch: this.requiredString('pkgarch') };
@@ -116,7 +119,7 @@ class ParamReader {
   }
 
   requiredString(name: string): string {
-    const value = this.params[name];
+    const value = this.#params[name];
     if (value === undefined || value === null) this.fail(`missing parameter "${name}"`);
     if (typeof value !== 'string') this.fail(`parameter "${name}" must be a string, got ${describe(value)}`);
     if (value.length === 0) this.fail(`parameter "${name}" must not be empty`);
@@ -125,14 +128,14 @@ class ParamReader {
 
   /** Export filters: null, absent or "" mean "no filter" (BitBake passes None). */
   filter(name: string): string | null {
-    const value = this.params[name];
+    const value = this.#params[name];
     if (value === undefined || value === null || value === '') return null;
     if (typeof value !== 'string') this.fail(`parameter "${name}" must be a string or null, got ${describe(value)}`);
     return value;
   }
 
   optionalBoolean(name: string): boolean | undefined {
-    const value = this.params[name];
+    const value = this.#params[name];
     if (value === undefined) return undefined;
     // Python clients send real booleans; 0/1 are tolerated since Python treats them alike.
     if (value === 0 || value === 1) return value === 1;
@@ -142,7 +145,7 @@ class ParamReader {
 
   /** A revision sent either as a string ("3", "0.3") or, by legacy clients, as an integer. */
   revisionValue(name: string): { value: string; wasNumber: boolean } {
-    const value = this.params[name];
+    const value = this.#params[name];
     if (value === undefined || value === null) this.fail(`missing parameter "${name}"`);
     if (typeof value === 'number') {
       if (!Number.isSafeInteger(value) || value < 0) {
@@ -157,7 +160,7 @@ class ParamReader {
   }
 
   fail(problem: string): never {
-    throw new ProtocolError('INVALID_PARAMS', `${this.method}: ${problem}`);
+    throw new ProtocolError('INVALID_PARAMS', `${this.#method}: ${problem}`);
   }
 }
 
