@@ -186,12 +186,12 @@ export function resolveClientSettings(
 
 /** Parses `HOST:PORT` or `[v6]:PORT` for listening. */
 export function parseBind(text: string, source = 'bind address'): { host: string; port: number } {
-  const match = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]*):(\d+)$/.exec(text);
-  const port = match ? Number(match[2]) : Number.NaN;
-  if (!match || !Number.isInteger(port) || port > 65535) {
+  try {
+    // ":8585" (no host) listens on every IPv4 interface, as BitBake's --host 0.0.0.0.
+    return parseServerAddress(text.startsWith(':') ? `0.0.0.0${text}` : text);
+  } catch {
     throw new ConfigError(`invalid ${source} ${JSON.stringify(text)}: expected HOST:PORT, e.g. localhost:8585 or 0.0.0.0:8585`);
   }
-  return { host: match[1] === '' ? '0.0.0.0' : match[1]!, port };
 }
 
 function flagName(key: keyof typeof ENV_NAMES): string {

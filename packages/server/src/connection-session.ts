@@ -12,6 +12,7 @@ import {
   ProtocolError,
 } from '@prserv/core';
 import { type DispatchContext, dispatchRequest, invokeErrorBody, toInvokeErrorMessage } from './dispatch.js';
+import { errorChain } from './error-chain.js';
 import type { ServerLogger } from './server-logger.js';
 
 /** What a session needs from its server. */
@@ -167,9 +168,9 @@ export class ConnectionSession {
     if (isProtocolError(error) || (isPrStoreError(error) && error.code === 'INVALID_ARGUMENT')) {
       this.#options.logger.info(fields, 'bad request refused');
     } else if (isPrStoreError(error) && (error.code === 'UPSTREAM_UNAVAILABLE' || error.code === 'DATABASE_UNAVAILABLE')) {
-      this.#options.logger.warn({ ...fields, cause: describeCause(error) }, 'request failed');
+      this.#options.logger.warn({ ...fields, cause: errorChain(error).join(' <- ') }, 'request failed');
     } else {
-      this.#options.logger.error({ ...fields, cause: describeCause(error) }, 'request failed');
+      this.#options.logger.error({ ...fields, cause: errorChain(error).join(' <- ') }, 'request failed');
     }
     // Also before the hello: there is no agreed framing yet, but a JSON line is what any asyncrpc
     // client reads, and it says why the connection ends.
@@ -198,14 +199,4 @@ export class ConnectionSession {
 function errorCode(error: unknown): string | undefined {
   const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
   return typeof code === 'string' ? code : undefined;
-}
-
-function describeCause(error: unknown): string {
-  let current: unknown = error;
-  const parts: string[] = [];
-  for (let depth = 0; current && depth < 4; depth += 1) {
-    parts.push(current instanceof Error ? current.message : String(current));
-    current = current instanceof Error ? current.cause : undefined;
-  }
-  return parts.join(' <- ');
 }

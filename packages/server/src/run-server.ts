@@ -1,5 +1,6 @@
 import { openPrStore, type PrStore } from '@prserv/core';
 import type { ServerSettings } from './config.js';
+import { errorChain } from './error-chain.js';
 import { createJsonLogger } from './logger.js';
 import { type RunningPrServer, startPrServer } from './pr-server.js';
 import { createUpstreamPool, type UpstreamPool } from './upstream-pool.js';
@@ -86,12 +87,5 @@ export async function runServer(settings: ServerSettings, io: { stderr: NodeJS.W
 }
 
 function describe(error: unknown): string {
-  const parts: string[] = [];
-  let current: unknown = error;
-  while (current && parts.length < 3) {
-    const text = current instanceof Error ? current.message : String(current);
-    if (!parts.includes(text)) parts.push(text);
-    current = current instanceof Error ? current.cause : undefined;
-  }
-  return parts.join(': ');
+  return errorChain(error).join(': ');
 }
