@@ -18,20 +18,33 @@ export {
   decideTestPr,
 } from './engine/allocation-rules.js';
 export type { AllocationDecision, ChainedFacts, ChecksumFacts, UpstreamFacts } from './engine/allocation-rules.js';
-export { MAX_KEY_BYTES, MAX_REVISION_LENGTH, createPrEngine } from './engine/pr-engine.js';
+export { MAX_KEY_BYTES, MAX_REVISION_LENGTH } from './engine/revision-keys.js';
+export type { ChecksumKey, PackageKey, RevisionRow } from './engine/revision-keys.js';
+export { planAllocations } from './engine/batch-allocation.js';
+export type { AllocationPlan, AllocationRequest } from './engine/batch-allocation.js';
+export { createPrEngine, createPrEngineOver } from './engine/pr-engine.js';
 export type {
-  ChecksumKey,
   ExportQuery,
   ImportOneInput,
-  PackageKey,
   PrEngine,
   PrEngineOptions,
   RevisionQuery,
-  RevisionRow,
   UpstreamPrSource,
 } from './engine/pr-engine.js';
+export { createRevisionQueries } from './engine/revision-queries.js';
+export type { ExportFilter, FactsKey, RevisionQueries } from './engine/revision-queries.js';
+export { coalesceRevisionQueries } from './engine/coalesce-revision-queries.js';
+export type { CoalescingOptions } from './engine/coalesce-revision-queries.js';
+export { DEFAULT_COALESCER_BOUNDS, createRequestCoalescer } from './engine/request-coalescer.js';
+export type {
+  BatchOutcome,
+  BatchRunner,
+  BatchScheduler,
+  CoalescerBounds,
+  RequestCoalescer,
+  RequestCoalescerOptions,
+} from './engine/request-coalescer.js';
 export { migrateToLatest } from './engine/migrations.js';
-export { REVISION_TABLE } from './engine/schema.js';
 export type { PrDatabase, RevisionTable } from './engine/schema.js';
 
 // Stores

@@ -3,9 +3,14 @@ import { compareRevisions, increaseRevision } from './revision.js';
 /** The first revision a package gets. */
 export const INITIAL_REVISION = '0';
 
-/** What the database holds for one checksum of one package, read in one snapshot. */
+/**
+ * What the database holds for one checksum of one package, read in one snapshot. A read made
+ * for one mode may leave out what that mode never looks at: a history read fills
+ * `checksumFirst` (and `packageMax` only when the checksum is unknown), a no-history read
+ * fills `checksumLast` and `packageMax`.
+ */
 export interface ChecksumFacts {
-  /** Greatest revision of the package, null when the package is unknown. */
+  /** Greatest revision of the package, null when the package is unknown (or not read). */
   readonly packageMax: string | null;
   /** Smallest revision stored for the checksum, null when the checksum is unknown. */
   readonly checksumFirst: string | null;
@@ -26,8 +31,8 @@ export interface AllocationDecision {
  */
 export function decideGetPr(facts: ChecksumFacts, history: boolean): AllocationDecision {
   const { packageMax, checksumFirst, checksumLast } = facts;
-  if (packageMax === null) return { value: INITIAL_REVISION, isNew: true };
   if (history && checksumFirst !== null) return { value: checksumFirst, isNew: false };
+  if (packageMax === null) return { value: INITIAL_REVISION, isNew: true };
   if (!history && checksumLast !== null && compareRevisions(checksumLast, packageMax) === 0) {
     return { value: checksumLast, isNew: false };
   }

@@ -23,6 +23,19 @@ const migrations: Record<string, Migration> = {
       await sql`CREATE INDEX prserv_revision_package_value ON prserv_revision (version, pkgarch, value_key)`.execute(db);
     },
   },
+  '0002-package-index-on-expression': {
+    async up(db) {
+      // The package index used to start with the same columns as the primary key, so without
+      // statistics the planner could serve a checksum probe from it, filtering every row of the
+      // package. Built on an expression that checksum probes never name, each statement of the
+      // request path has exactly one index that fits it (see revision-statements.ts).
+      await sql`DROP INDEX prserv_revision_package_value`.execute(db);
+      // Length-prefixed, so distinct (version, pkgarch) pairs never share a key; "C" so that it
+      // compares as bytes whatever the database's collation.
+      await sql`CREATE INDEX prserv_revision_package ON prserv_revision
+        (((length(version)::text || ':' || version || pkgarch) COLLATE "C"), value_key)`.execute(db);
+    },
+  },
 };
 
 const provider: MigrationProvider = {

@@ -1,8 +1,5 @@
 import type { GeneratedAlways } from 'kysely';
 
-/** Name of the one table the engine keeps its revisions in. */
-export const REVISION_TABLE = 'prserv_revision';
-
 /**
  * One stored revision: the `(version, pkgarch, checksum, value)` row of BitBake's `PRMAIN`.
  * `value_key` is the value as `numeric[]`, computed by the database, so that btree order on it

@@ -6,6 +6,7 @@ export const PR_STORE_ERROR_CODES = [
   'DATABASE_UNAVAILABLE',
   'DATABASE_ERROR',
   'UPSTREAM_UNAVAILABLE',
+  'OVERLOADED',
 ] as const;
 
 /** One of {@link PR_STORE_ERROR_CODES}. */

@@ -1,10 +1,13 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
+import { CompiledQuery, Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import { PrStoreError } from '../errors/pr-store-error.js';
 import { migrateToLatest } from '../engine/migrations.js';
-import { createPrEngine, type PrEngine, type UpstreamPrSource } from '../engine/pr-engine.js';
+import type { CoalescingOptions } from '../engine/coalesce-revision-queries.js';
+import { createPrEngine, type PrEngine, type PrEngineOptions, type UpstreamPrSource } from '../engine/pr-engine.js';
+import { REQUEST_PATH_SETTINGS, REQUEST_PATH_STATEMENTS } from '../engine/revision-statements.js';
 import type { PrDatabase } from '../engine/schema.js';
+import { preparedStatementClient } from './prepared-statement-client.js';
 import { acquireStoreLock, type StoreLock } from './store-lock.js';
 
 /** Folder of the embedded store when no database is named. */
@@ -42,6 +45,22 @@ export interface OpenPrStoreOptions {
   readonly onBackgroundError?: (error: Error) => void;
   /** An upstream PR server whose numbering get-pr extends (contract §5). Not closed by the store. */
   readonly upstream?: UpstreamPrSource;
+  /**
+   * How concurrent requests share round trips (batch size, wait, queue bound); false sends each
+   * request on its own. Default: coalescing with the defaults of {@link CoalescingOptions}.
+   */
+  readonly coalescing?: CoalescingOptions | false;
+  /**
+   * Send the request-path statements as named prepared statements (PostgreSQL only). Default
+   * true. Turn off behind a pooler that cannot keep prepared statements (PgBouncer in
+   * transaction mode before 1.21, or without `max_prepared_statements`).
+   */
+  readonly preparedStatements?: boolean;
+  /**
+   * Builds the engine over the opened database. Default {@link createPrEngine}; a wrapper may
+   * add a layer (metrics, tracing) around the engine it returns.
+   */
+  readonly createEngine?: (db: Kysely<PrDatabase>, options: PrEngineOptions) => PrEngine;
 }
 
 /** An open PR store: the engine plus the database it owns. */
@@ -83,7 +102,13 @@ export async function openPrStore(options: OpenPrStoreOptions = {}): Promise<PrS
     await opened.close();
     throw error;
   }
-  return new OpenedPrStore(opened, createPrEngine(opened.db, { readOnly: options.readOnly ?? false, upstream: options.upstream }));
+  const createEngine = options.createEngine ?? createPrEngine;
+  const engine = createEngine(opened.db, {
+    readOnly: options.readOnly ?? false,
+    upstream: options.upstream,
+    coalescing: options.coalescing,
+  });
+  return new OpenedPrStore(opened, engine);
 }
 
 interface OpenedDatabase {
@@ -99,6 +124,7 @@ async function openPostgres(url: string, poolSize: number, options: OpenPrStoreO
   const statementTimeout = options.statementTimeoutMs ?? 30_000;
   const pool = new pg.Pool({
     connectionString: url,
+    ...(options.preparedStatements === false ? {} : { Client: preparedStatementClient(pg, REQUEST_PATH_STATEMENTS) }),
     max: poolSize,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
     application_name: 'prserv',
@@ -114,7 +140,14 @@ async function openPostgres(url: string, poolSize: number, options: OpenPrStoreO
   // The query in flight fails on its own and its transaction reports the error.
   pool.on('error', report);
   pool.on('connect', (client) => client.on('error', report));
-  const db = new Kysely<PrDatabase>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<PrDatabase>({
+    dialect: new PostgresDialect({
+      pool,
+      onCreateConnection: async (connection) => {
+        await connection.executeQuery(CompiledQuery.raw(REQUEST_PATH_SETTINGS));
+      },
+    }),
+  });
   const closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
   const close = async () => {
     // pool.end() waits for every checked-out connection; a stuck one must not block shutdown.
@@ -137,6 +170,7 @@ async function openEmbedded(folder: string): Promise<OpenedDatabase> {
   try {
     const { PGlite } = await import('@electric-sql/pglite');
     const pglite = await PGlite.create(join(location, 'pgdata'));
+    await pglite.exec(REQUEST_PATH_SETTINGS);
     const db = new Kysely<PrDatabase>({ dialect: new PGliteDialect({ pglite }) });
     const close = async () => {
       try {

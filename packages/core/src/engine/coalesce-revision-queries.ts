@@ -1,0 +1,57 @@
+import { isPrStoreError, toPrStoreError } from '../errors/pr-store-error.js';
+import type { AllocationDecision, ChecksumFacts } from './allocation-rules.js';
+import type { AllocationRequest } from './batch-allocation.js';
+import {
+  type BatchOutcome,
+  type BatchScheduler,
+  type CoalescerBounds,
+  createRequestCoalescer,
+} from './request-coalescer.js';
+import type { FactsKey, RevisionQueries } from './revision-queries.js';
+
+/** How the engine gathers concurrent requests into shared round trips. */
+export interface CoalescingOptions {
+  /** Lookups of stored answers (test-pr, max-package-pr, test-package, the read of every get-pr). */
+  readonly reads?: CoalescerBounds;
+  /** New allocations: one transaction per batch. At most one batch writes at a time by default. */
+  readonly writes?: CoalescerBounds;
+  /** For tests: replaces `setImmediate`/`setTimeout`. */
+  readonly schedule?: BatchScheduler;
+}
+
+/**
+ * Wraps `queries` so that reads and allocations issued while a round trip is in flight share
+ * the next one: a read batch is one statement, an allocation batch one transaction (one WAL
+ * flush). Correctness stays with the database: a batch takes the same package locks and reads
+ * the same facts as single requests would, so replicas coalescing on their own mix safely.
+ */
+export function coalesceRevisionQueries(queries: RevisionQueries, options: CoalescingOptions = {}): RevisionQueries {
+  const reads = createRequestCoalescer<FactsKey, ChecksumFacts>(
+    async (keys) => everyOk(await queries.readFacts(keys)),
+    { ...options.reads, schedule: options.schedule, retryAlone: isRequestSpecific },
+  );
+  const writes = createRequestCoalescer<AllocationRequest, AllocationDecision>(
+    async (requests) => everyOk(await queries.allocate(requests)),
+    { ...options.writes, schedule: options.schedule, retryAlone: isRequestSpecific },
+  );
+  return {
+    ...queries,
+    readFacts: (keys) => (keys.length === 1 ? reads.submit(keys[0]!).then((facts) => [facts]) : queries.readFacts(keys)),
+    allocate: (requests) =>
+      requests.length === 1 ? writes.submit(requests[0]!).then((decision) => [decision]) : queries.allocate(requests),
+  };
+}
+
+function everyOk<O>(values: readonly O[]): BatchOutcome<O>[] {
+  return values.map((value) => ({ ok: true, value }));
+}
+
+/**
+ * A batch that failed for a reason that may belong to one request (a constraint, a bad value)
+ * is retried one request at a time, so one bad request never fails its neighbours. Losing the
+ * database fails every request alike: no retry storm.
+ */
+function isRequestSpecific(error: unknown): boolean {
+  const classified = isPrStoreError(error) ? error : toPrStoreError(error, 'run a batch');
+  return classified.code === 'DATABASE_ERROR';
+}

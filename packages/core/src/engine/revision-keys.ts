@@ -1,0 +1,80 @@
+import { PrStoreError } from '../errors/pr-store-error.js';
+import { isRevision } from './revision.js';
+
+/** Longest `version`, `pkgarch` or `checksum` accepted, in bytes: keeps every key within btree limits. */
+export const MAX_KEY_BYTES = 512;
+
+/** Longest revision accepted from a client or an upstream, in characters ("1.2.3"…). */
+export const MAX_REVISION_LENGTH = 128;
+
+/** A package: BitBake's `(version, pkgarch)`. */
+export interface PackageKey {
+  readonly version: string;
+  readonly pkgarch: string;
+}
+
+/** One checksum of a package. */
+export interface ChecksumKey extends PackageKey {
+  readonly checksum: string;
+}
+
+/** One stored row. */
+export interface RevisionRow extends ChecksumKey {
+  readonly value: string;
+}
+
+/** A checked package key: both parts are non-empty strings within {@link MAX_KEY_BYTES}, without NUL. */
+export function checkPackageKey(key: PackageKey): PackageKey {
+  return { version: checkKeyPart('version', key.version), pkgarch: checkKeyPart('pkgarch', key.pkgarch) };
+}
+
+/** A checked checksum key (see {@link checkPackageKey}). */
+export function checkChecksumKey(key: ChecksumKey): ChecksumKey {
+  return {
+    version: checkKeyPart('version', key.version),
+    pkgarch: checkKeyPart('pkgarch', key.pkgarch),
+    checksum: checkKeyPart('checksum', key.checksum),
+  };
+}
+
+const encoder = new TextEncoder();
+
+/** `value` as a key part, or an `INVALID_ARGUMENT` error naming `name`. */
+export function checkKeyPart(name: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new PrStoreError('INVALID_ARGUMENT', `${name} must be a non-empty string`);
+  }
+  // A string of n UTF-16 units is at most 3n UTF-8 bytes (4 per surrogate pair): short ones need no encoding.
+  if (value.length > MAX_KEY_BYTES / 3 && encoder.encode(value).length > MAX_KEY_BYTES) {
+    throw new PrStoreError('INVALID_ARGUMENT', `${name} is longer than ${MAX_KEY_BYTES} bytes`);
+  }
+  if (value.includes('\u0000')) {
+    throw new PrStoreError('INVALID_ARGUMENT', `${name} must not contain NUL characters`);
+  }
+  return value;
+}
+
+/** `value` as a revision a client may store, or an `INVALID_ARGUMENT` error. */
+export function checkRevisionValue(value: unknown): string {
+  if (typeof value !== 'string' || value.length > MAX_REVISION_LENGTH || !isRevision(value)) {
+    const shown = typeof value === 'string' && value.length > 40 ? `${value.slice(0, 40)}…` : value;
+    throw new PrStoreError(
+      'INVALID_ARGUMENT',
+      `value must be a revision such as "3" or "1.2" (at most ${MAX_REVISION_LENGTH} characters), got ${JSON.stringify(shown)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Identity strings of keys, for maps. NUL never occurs in a checked key part, so distinct keys
+ * never share an identity.
+ */
+export function packageId(key: PackageKey): string {
+  return `${key.version}\u0000${key.pkgarch}`;
+}
+
+/** See {@link packageId}. */
+export function checksumId(key: ChecksumKey): string {
+  return `${key.version}\u0000${key.pkgarch}\u0000${key.checksum}`;
+}
