@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { createPrClient, isInvokeError, isPrClientError, type PrClient } from '@prserv/client';
 import { ConfigError, type ConfigFile, resolveClientSettings } from './config.js';
+import { runStressCommand } from './stress/stress-command.js';
 
 interface Io {
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -25,8 +26,16 @@ const COMMAND_ARITY: Record<string, number> = {
   'is-readonly': 0,
 };
 
+/** Options of `prserv client` that take a value (so that their value is not taken for the command). */
+const VALUE_OPTIONS = new Set(['--server', '--config', '--timeout', '--version', '--pkgarch', '--checksum']);
+
 /** Runs `prserv client …`; resolves with the exit code. */
 export async function runClientCommand(args: string[], io: Io, loadConfig: (path: string) => Promise<ConfigFile>): Promise<number> {
+  // `stress` has options of its own: it parses everything around the word itself.
+  const stressAt = commandIndex(args);
+  if (stressAt >= 0 && args[stressAt] === 'stress') {
+    return runStressCommand([...args.slice(0, stressAt), ...args.slice(stressAt + 1)], io, loadConfig);
+  }
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -44,7 +53,7 @@ export async function runClientCommand(args: string[], io: Io, loadConfig: (path
     },
   });
   const [command, ...operands] = positionals;
-  if (!command) throw new UsageError('missing command (get-pr, test-pr, test-package, max-package-pr, import-one, export, ping, is-readonly)');
+  if (!command) throw new UsageError('missing command (stress, get-pr, test-pr, test-package, max-package-pr, import-one, export, ping, is-readonly)');
   const arity = COMMAND_ARITY[command];
   if (arity === undefined) throw new UsageError(`unknown client command "${command}"`);
   if (operands.length !== arity) {
@@ -141,4 +150,15 @@ export async function runClientCommand(args: string[], io: Io, loadConfig: (path
   } finally {
     await client.close();
   }
+}
+
+/** Index of the first argument that is neither an option nor an option's value; -1 if none. */
+function commandIndex(args: readonly string[]): number {
+  for (let index = 0; index < args.length; index += 1) {
+    const arg = args[index]!;
+    if (arg === '--') return -1;
+    if (!arg.startsWith('-')) return index;
+    if (VALUE_OPTIONS.has(arg)) index += 1;
+  }
+  return -1;
 }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { parseServerAddress } from '@prserv/client';
-import { DEFAULT_EMBEDDED_PATH, DEFAULT_POOL_SIZE } from '@prserv/core';
+import { DEFAULT_COALESCER_BOUNDS, DEFAULT_EMBEDDED_PATH, DEFAULT_POOL_SIZE } from '@prserv/core';
 import { DEFAULT_PORT } from './pr-server.js';
 
 /** A setting that cannot be used; the CLI prints the message and exits with code 2. */
@@ -29,6 +29,10 @@ export interface ServerSettings {
   readonly upstream: string | null;
   /** True when a sqlite-era `--sync-mode` / `PRSERV_SYNC_MODE` was given (ignored). */
   readonly syncModeGiven: boolean;
+  /** Most requests one database round trip serves. */
+  readonly batchSize: number;
+  /** How long a batch may wait for more requests, in ms (0: it leaves when a round trip is free). */
+  readonly batchWaitMs: number;
 }
 
 /** Where `prserv client` connects. */
@@ -44,6 +48,8 @@ export const SERVER_DEFAULTS = {
   read_only: false,
   nohist: true,
   log_level: 'info' as LogLevel,
+  batch_size: DEFAULT_COALESCER_BOUNDS.maxBatchSize,
+  batch_wait_ms: DEFAULT_COALESCER_BOUNDS.maxWaitMs,
 } as const;
 
 /** Default address of `prserv client`. */
@@ -59,6 +65,8 @@ export const ENV_NAMES = {
   sync_mode: 'PRSERV_SYNC_MODE',
   log_level: 'PRSERV_LOG_LEVEL',
   upstream: 'PRSERV_UPSTREAM',
+  batch_size: 'PRSERV_BATCH_SIZE',
+  batch_wait_ms: 'PRSERV_BATCH_WAIT_MS',
   server_addr: 'PRSERV_SERVER_ADDR',
 } as const;
 
@@ -75,6 +83,8 @@ export interface ServerFlags {
   logLevel?: string;
   syncMode?: string;
   upstream?: string;
+  batchSize?: string;
+  batchWaitMs?: string;
 }
 
 /** The `server:` and `client:` sections of a config file. */
@@ -83,7 +93,18 @@ export interface ConfigFile {
   readonly client: Readonly<Record<string, unknown>>;
 }
 
-const SERVER_FILE_KEYS = ['database', 'bind_addr', 'read_only', 'nohist', 'max_connections', 'log_level', 'sync_mode', 'upstream'];
+const SERVER_FILE_KEYS = [
+  'database',
+  'bind_addr',
+  'read_only',
+  'nohist',
+  'max_connections',
+  'log_level',
+  'sync_mode',
+  'upstream',
+  'batch_size',
+  'batch_wait_ms',
+];
 const CLIENT_FILE_KEYS = ['server_addr'];
 
 /** Reads a YAML or JSON config file (JSON is YAML) with `server:` and `client:` sections. */
@@ -154,8 +175,22 @@ export function resolveServerSettings(
     }
   }
   const syncModeGiven = pick(flags.syncMode, 'sync_mode', 'sync_mode').value !== undefined;
+  const batchSize = asPositiveInteger(pick(flags.batchSize, 'batch_size', 'batch_size')) ?? SERVER_DEFAULTS.batch_size;
+  const batchWaitMs = asWholeNumber(pick(flags.batchWaitMs, 'batch_wait_ms', 'batch_wait_ms')) ?? SERVER_DEFAULTS.batch_wait_ms;
   if (database.trim() === '') throw new ConfigError('invalid database: must not be empty');
-  return { database, host, port, maxConnections, readOnly, nohist, logLevel: level as LogLevel, upstream, syncModeGiven };
+  return {
+    database,
+    host,
+    port,
+    maxConnections,
+    readOnly,
+    nohist,
+    logLevel: level as LogLevel,
+    upstream,
+    syncModeGiven,
+    batchSize,
+    batchWaitMs,
+  };
 }
 
 /** Resolves the client's server address: flag > environment > config file > default. */
@@ -195,7 +230,7 @@ export function parseBind(text: string, source = 'bind address'): { host: string
 }
 
 function flagName(key: keyof typeof ENV_NAMES): string {
-  return `--${key.replace('_addr', '').replace(/_/g, '-')}`;
+  return `--${key.replace('_addr', '').replace('_ms', '').replace(/_/g, '-')}`;
 }
 
 function asString({ value, source }: { value: Raw; source: string }): string | undefined {
@@ -204,11 +239,19 @@ function asString({ value, source }: { value: Raw; source: string }): string | u
   return value;
 }
 
-function asPositiveInteger({ value, source }: { value: Raw; source: string }): number | undefined {
+function asPositiveInteger(setting: { value: Raw; source: string }): number | undefined {
+  return asInteger(setting, 1, 'a positive integer');
+}
+
+function asWholeNumber(setting: { value: Raw; source: string }): number | undefined {
+  return asInteger(setting, 0, 'a whole number (0 or more)');
+}
+
+function asInteger({ value, source }: { value: Raw; source: string }, min: number, expected: string): number | undefined {
   if (value === undefined) return undefined;
   const number = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(number) || number < 1) {
-    throw new ConfigError(`invalid ${source} ${JSON.stringify(value)}: expected a positive integer`);
+  if (!Number.isSafeInteger(number) || number < min) {
+    throw new ConfigError(`invalid ${source} ${JSON.stringify(value)}: expected ${expected}`);
   }
   return number;
 }

@@ -45,7 +45,7 @@ export class ConnectionSession {
   readonly #peer: string;
   readonly closed: Promise<void>;
   readonly #handshakeTimer: NodeJS.Timeout;
-  #greeted = false;
+  readonly #logRequests: boolean;
   #queued = 0;
   #tail: Promise<void> = Promise.resolve();
   #ending = false;
@@ -57,6 +57,7 @@ export class ConnectionSession {
     this.#decoder = new FrameDecoder({ preamble: 'client-hello', maxMessageBytes: options.maxMessageBytes });
     this.#context = { ...options.context, generation: 'unknown' };
     this.#peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.#logRequests = options.logger.isLevelEnabled?.('debug') ?? true;
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.setNoDelay(true);
     // Builders that vanish without a FIN (power loss, network cut) are noticed and dropped.
@@ -111,7 +112,6 @@ export class ConnectionSession {
       );
       return false;
     }
-    this.#greeted = true;
     // asyncrpc: a client that asks for headers gets ours (none) and the empty line that ends them.
     if (hello.headers['needs-headers'] === 'true') this.#socket.write(encodeHeaders());
     return true;
@@ -125,7 +125,7 @@ export class ConnectionSession {
 
   async #answer(message: unknown): Promise<void> {
     if (this.#ending) return;
-    const started = performance.now();
+    const started = this.#logRequests ? performance.now() : 0;
     let method = 'unknown';
     try {
       const request = parseRequest(message);
@@ -133,10 +133,12 @@ export class ConnectionSession {
       const response = await dispatchRequest(request, this.#context);
       if (this.#ending) return;
       const flushed = this.#socket.write(encodeMessage(response));
-      this.#options.logger.debug(
-        { peer: this.#peer, method, ms: Math.round((performance.now() - started) * 10) / 10 },
-        'request',
-      );
+      if (this.#logRequests) {
+        this.#options.logger.debug(
+          { peer: this.#peer, method, ms: Math.round((performance.now() - started) * 10) / 10 },
+          'request',
+        );
+      }
       // A client that does not read its answers is not answered faster than it reads.
       if (!flushed) await this.#writable();
     } catch (error) {
@@ -167,7 +169,10 @@ export class ConnectionSession {
     const fields = { peer: this.#peer, method, code: errorCode(error), err: message };
     if (isProtocolError(error) || (isPrStoreError(error) && error.code === 'INVALID_ARGUMENT')) {
       this.#options.logger.info(fields, 'bad request refused');
-    } else if (isPrStoreError(error) && (error.code === 'UPSTREAM_UNAVAILABLE' || error.code === 'DATABASE_UNAVAILABLE')) {
+    } else if (
+      isPrStoreError(error) &&
+      (error.code === 'UPSTREAM_UNAVAILABLE' || error.code === 'DATABASE_UNAVAILABLE' || error.code === 'OVERLOADED')
+    ) {
       this.#options.logger.warn({ ...fields, cause: errorChain(error).join(' <- ') }, 'request failed');
     } else {
       this.#options.logger.error({ ...fields, cause: errorChain(error).join(' <- ') }, 'request failed');

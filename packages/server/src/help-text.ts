@@ -1,4 +1,5 @@
 import { DEFAULT_SERVER_ADDR, ENV_NAMES, SERVER_DEFAULTS } from './config.js';
+import { STRESS_DEFAULTS } from './stress/stress-settings.js';
 
 /** The options of `prserv server`, each with its default and environment variable. */
 const SERVER_OPTIONS = `  --database URL|PATH    postgres:// or postgresql:// URL: PostgreSQL (durable; safe for many
@@ -19,10 +20,17 @@ const SERVER_OPTIONS = `  --database URL|PATH    postgres:// or postgresql:// UR
   --upstream HOST:PORT   extend an upstream PR server's numbering (BitBake --upstream): PRs of
                          packages known upstream become u.0, u.1, … above upstream's u; only
                          get-pr consults it. [v6]:PORT for IPv6. Default: none   env: ${ENV_NAMES.upstream}
+  --batch-size N         most requests one database round trip serves: concurrent lookups share
+                         one statement, concurrent new PRs one transaction (one disk flush).
+                         Default: ${SERVER_DEFAULTS.batch_size}   env: ${ENV_NAMES.batch_size}
+  --batch-wait MS        how long a batch may wait for more requests before it leaves. 0: it
+                         leaves as soon as the previous round trip is back (no added latency).
+                         Default: ${SERVER_DEFAULTS.batch_wait_ms}   env: ${ENV_NAMES.batch_wait_ms}
   --sync-mode MODE       accepted for old bitbake-prserv invocations and ignored (sqlite era).
                          Default: none   env: ${ENV_NAMES.sync_mode}
   --config FILE          YAML or JSON file with a server: section (keys database, bind_addr,
-                         max_connections, read_only, nohist, log_level, upstream, sync_mode).
+                         max_connections, read_only, nohist, log_level, upstream, batch_size,
+                         batch_wait_ms, sync_mode).
                          Default: none (no config file)
   --log-level LEVEL      trace, debug (one line per request), info, warn, error, fatal, silent.
                          Default: ${SERVER_DEFAULTS.log_level}   env: ${ENV_NAMES.log_level}
@@ -69,6 +77,8 @@ Commands:
                                                   newest per package)
   ping                                            check that the server answers
   is-readonly                                     whether the server is read-only
+  stress [stress options]                         load the server with get-pr from many connections
+                                                  and check every answer (see below)
 
 Options:
   --server HOST:PORT   the PR server. Default: ${DEFAULT_SERVER_ADDR}   env: ${ENV_NAMES.server_addr}
@@ -78,4 +88,30 @@ Options:
   -h, --help           show this help
 
 Exit codes: 0 success, 1 the server could not be reached or refused the request, 2 bad usage.
+
+Stress: prserv client stress [--server HOST:PORT]... [options]
+  Opens N connections, each sending get-pr requests one at a time as BitBake does, until the
+  request count or the duration cap is reached; then reads back test-pr of every checksum and
+  max-package-pr of every package. Reports req/s and latency, and checks every answer:
+  history-stable, unique-values, gap-free, read-back, monotonic-in-time.
+  --server HOST:PORT     a server; repeat for replicas sharing one database (connections are
+                         spread round-robin). Default: as above   env: ${ENV_NAMES.server_addr}
+  --connections N        concurrent connections. Default: ${STRESS_DEFAULTS.connections}
+  --requests N           requests in all. Default: ${STRESS_DEFAULTS.requests}
+  --duration S           cap on the load's duration, in seconds. Default: ${STRESS_DEFAULTS.durationS}
+  --new-ratio R          probability that a request asks a brand-new checksum; the others ask a
+                         checksum already asked of the package. Default: ${STRESS_DEFAULTS.newRatio}
+  --packages K           packages the requests are spread over uniformly. Default: ${STRESS_DEFAULTS.packages}
+  --mode MODE            history ("history": true), nohist ("history": false) or legacy (no
+                         history key, integer answers, as BitBake before 2.10). Default: ${STRESS_DEFAULTS.mode}
+  --package-prefix NAME  package versions are NAME-0 … NAME-(K-1). Default: stress-<random hex>,
+                         new packages on every run; a fixed name grows the same packages run
+                         after run (runs sharing a name must not overlap in time)
+  --pkgarch ARCH         pkgarch of every package. Default: ${STRESS_DEFAULTS.pkgarch}
+  --config FILE          YAML or JSON file with a client: section (key server_addr)
+  --json                 print one JSON object: ok, servers, mode, connections, packages,
+                         newRatio, requests, errors, durationMs, requestsPerSecond,
+                         latencyMs {p50, p95, p99, max}, checks [{name, ok, detail}]
+  Exit codes: 0 every check holds and no request failed, 1 a check failed, 2 bad usage,
+  3 no check failed but requests failed (invoke-error, dropped or refused connection).
 `;

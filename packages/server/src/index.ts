@@ -18,3 +18,7 @@ export {
 export type { ClientSettings, ConfigFile, LogLevel, ServerFlags, ServerSettings } from './config.js';
 export { runCli } from './cli-main.js';
 export type { CliIo } from './cli-main.js';
+export { runStress, stressExitCode } from './stress/run-stress.js';
+export type { StressReport } from './stress/run-stress.js';
+export type { StressMode, StressOptions } from './stress/stress-settings.js';
+export type { CheckResult } from './stress/answer-checks.js';

@@ -24,6 +24,10 @@ export async function runServer(settings: ServerSettings, io: { stderr: NodeJS.W
       database: settings.database,
       poolSize: settings.maxConnections,
       readOnly: settings.readOnly,
+      coalescing: {
+        reads: { maxBatchSize: settings.batchSize, maxWaitMs: settings.batchWaitMs },
+        writes: { maxBatchSize: settings.batchSize, maxWaitMs: settings.batchWaitMs },
+      },
       onBackgroundError: (error) => logger.warn({ err: error.message }, 'idle database connection failed'),
     });
   } catch (error) {
@@ -54,6 +58,8 @@ export async function runServer(settings: ServerSettings, io: { stderr: NodeJS.W
       mode: settings.nohist ? 'nohist' : 'history',
       readOnly: settings.readOnly,
       maxConnections: settings.maxConnections,
+      batchSize: settings.batchSize,
+      batchWaitMs: settings.batchWaitMs,
       upstream: upstream?.name ?? null,
       pid: process.pid,
     },

@@ -4,6 +4,8 @@ export interface ServerLogger {
   info(fields: object, message: string): void;
   warn(fields: object, message: string): void;
   error(fields: object, message: string): void;
+  /** True when `level` is logged; lets the request path skip building lines nobody reads. Default: true. */
+  isLevelEnabled?(level: 'debug'): boolean;
 }
 
 /** A logger that drops everything. */
@@ -12,4 +14,5 @@ export const silentLogger: ServerLogger = {
   info() {},
   warn() {},
   error() {},
+  isLevelEnabled: () => false,
 };

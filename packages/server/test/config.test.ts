@@ -113,6 +113,22 @@ describe('resolveServerSettings', () => {
         read: (s: ReturnType<typeof resolveServerSettings>) => s.logLevel,
         values: ['debug', 'warn', 'error', 'info'],
       },
+      {
+        setting: 'batch_size',
+        flag: { batchSize: '64' },
+        env: { PRSERV_BATCH_SIZE: '32' },
+        file: { batch_size: 16 },
+        read: (s: ReturnType<typeof resolveServerSettings>) => s.batchSize,
+        values: [64, 32, 16, 256],
+      },
+      {
+        setting: 'batch_wait_ms',
+        flag: { batchWaitMs: '0' },
+        env: { PRSERV_BATCH_WAIT_MS: '2' },
+        file: { batch_wait_ms: 5 },
+        read: (s: ReturnType<typeof resolveServerSettings>) => s.batchWaitMs,
+        values: [0, 2, 5, 0],
+      },
     ] as const;
 
     for (const { setting, flag, env, file, read, values } of cases) {
@@ -203,6 +219,18 @@ describe('resolveServerSettings', () => {
       expect(error.message).toContain('PRSERV_MAX_CONNECTIONS');
       expect(error.message).toContain('abc');
       expect(error.code).toBe('CONFIG_INVALID');
+    });
+
+    it('refuses a batch size of zero and a negative batch wait, naming the flag', () => {
+      expect(configErrorOf(() => resolveServerSettings({ batchSize: '0' }, {}, NO_FILE)).message).toBe(
+        'invalid --batch-size "0": expected a positive integer',
+      );
+      expect(configErrorOf(() => resolveServerSettings({ batchWaitMs: '-1' }, {}, NO_FILE)).message).toBe(
+        'invalid --batch-wait "-1": expected a whole number (0 or more)',
+      );
+      expect(configErrorOf(() => resolveServerSettings({}, { PRSERV_BATCH_WAIT_MS: 'soon' }, NO_FILE)).message).toMatch(
+        /^invalid PRSERV_BATCH_WAIT_MS "soon"/,
+      );
     });
 
     it('refuses zero max connections from the flag', () => {
