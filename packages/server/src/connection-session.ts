@@ -47,7 +47,9 @@ export class ConnectionSession {
   readonly #handshakeTimer: NodeJS.Timeout;
   readonly #logRequests: boolean;
   #queued = 0;
-  #tail: Promise<void> = Promise.resolve();
+  /** Requests received and not yet being answered, oldest first. */
+  readonly #waiting: unknown[] = [];
+  #answering = false;
   #ending = false;
   #draining = false;
 
@@ -120,7 +122,15 @@ export class ConnectionSession {
   #enqueue(message: unknown): void {
     this.#queued += 1;
     if (this.#queued >= MAX_QUEUED_REQUESTS) this.#socket.pause();
-    this.#tail = this.#tail.then(() => this.#answer(message));
+    this.#waiting.push(message);
+    if (!this.#answering) void this.#answerInOrder();
+  }
+
+  /** Answers waiting requests one at a time, in order (asyncrpc has no request ids). */
+  async #answerInOrder(): Promise<void> {
+    this.#answering = true;
+    while (this.#waiting.length > 0) await this.#answer(this.#waiting.shift());
+    this.#answering = false;
   }
 
   async #answer(message: unknown): Promise<void> {

@@ -38,7 +38,12 @@ export async function dispatchRequest(request: PrRequest, context: DispatchConte
     case 'get-pr':
     case 'test-pr': {
       const legacy = noteGeneration(context, request.history);
-      const query = { ...pick(request), history: request.history ?? context.defaultHistory };
+      const query = {
+        version: request.version,
+        pkgarch: request.pkgarch,
+        checksum: request.checksum,
+        history: request.history ?? context.defaultHistory,
+      };
       const value = request.method === 'get-pr' ? await engine.getPr(query) : await engine.testPr(query);
       return { value: toWireRevision(value, legacy) };
     }

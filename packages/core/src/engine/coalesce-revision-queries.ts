@@ -17,6 +17,8 @@ export interface CoalescingOptions {
   readonly writes?: CoalescerBounds;
   /** For tests: replaces `setImmediate`/`setTimeout`. */
   readonly schedule?: BatchScheduler;
+  /** Called with each batch's kind and size as it leaves (for metrics). Default: nothing. */
+  readonly onBatch?: (kind: 'read' | 'write', size: number) => void;
 }
 
 /**
@@ -28,11 +30,11 @@ export interface CoalescingOptions {
 export function coalesceRevisionQueries(queries: RevisionQueries, options: CoalescingOptions = {}): RevisionQueries {
   const reads = createRequestCoalescer<FactsKey, ChecksumFacts>(
     async (keys) => everyOk(await queries.readFacts(keys)),
-    { ...options.reads, schedule: options.schedule, retryAlone: isRequestSpecific },
+    { ...options.reads, schedule: options.schedule, retryAlone: isRequestSpecific, onBatch: options.onBatch && ((size) => options.onBatch!('read', size)) },
   );
   const writes = createRequestCoalescer<AllocationRequest, AllocationDecision>(
     async (requests) => everyOk(await queries.allocate(requests)),
-    { ...options.writes, schedule: options.schedule, retryAlone: isRequestSpecific },
+    { ...options.writes, schedule: options.schedule, retryAlone: isRequestSpecific, onBatch: options.onBatch && ((size) => options.onBatch!('write', size)) },
   );
   return {
     ...queries,

@@ -120,12 +120,13 @@ class RevisionEngine implements PrEngine {
     const history = query.history ?? false;
     try {
       if (this.#upstream) return await this.#getChainedPr(key, history, this.#upstream);
+      const request = { version: key.version, pkgarch: key.pkgarch, checksum: key.checksum, history };
       // Most requests of a rebuild ask for revisions already stored: one snapshot read answers
       // them without a lock or a write.
-      const [facts] = await this.#queries.readFacts([{ ...key, history }]);
+      const [facts] = await this.#queries.readFacts([request]);
       const seen = decideGetPr(facts!, history);
       if (!seen.isNew || this.readOnly) return seen.value;
-      const [decision] = await this.#queries.allocate([{ ...key, history }]);
+      const [decision] = await this.#queries.allocate([request]);
       return decision!.value;
     } catch (error) {
       throw toPrStoreError(error, 'allocate a revision');

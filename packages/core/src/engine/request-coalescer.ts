@@ -34,6 +34,8 @@ export interface RequestCoalescerOptions extends CoalescerBounds {
   readonly retryAlone?: (error: unknown) => boolean;
   /** Default: `setImmediate` for 0, `setTimeout` otherwise. */
   readonly schedule?: BatchScheduler;
+  /** Called with the size of each batch as it leaves (for metrics). Default: nothing. */
+  readonly onBatch?: (size: number) => void;
 }
 
 /** Gathers requests that arrive while a round trip is in flight into the next one. */
@@ -97,6 +99,7 @@ export function createRequestCoalescer<I, O>(
           batch = queue.splice(0, maxBatchSize);
         }
         inFlight += 1;
+        options.onBatch?.(batch.length);
         void run(batch).finally(() => {
           inFlight -= 1;
           startNext();
