@@ -32,7 +32,7 @@ export type {
   UpstreamPrSource,
 } from './engine/pr-engine.js';
 export { createRevisionQueries } from './engine/revision-queries.js';
-export type { ExportFilter, FactsKey, RevisionQueries } from './engine/revision-queries.js';
+export type { ExportFilter, FactsKey, RevisionQueries, RevisionQueriesOptions } from './engine/revision-queries.js';
 export { coalesceRevisionQueries } from './engine/coalesce-revision-queries.js';
 export type { CoalescingOptions } from './engine/coalesce-revision-queries.js';
 export { DEFAULT_COALESCER_BOUNDS, createRequestCoalescer } from './engine/request-coalescer.js';

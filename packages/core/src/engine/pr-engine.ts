@@ -66,6 +66,11 @@ export interface PrEngineOptions {
    * sends every request on its own. Default: coalescing with its default bounds.
    */
   readonly coalescing?: CoalescingOptions | false;
+  /**
+   * The database has one session, whose transactions run one at a time (the embedded store):
+   * package locks are skipped. Default false. Never set it for PostgreSQL.
+   */
+  readonly singleSession?: boolean;
 }
 
 /** The allocation operations of a PR server (contract §4), one database transaction each at most. */
@@ -91,7 +96,7 @@ export interface PrEngine {
  * The engine owns no pool: closing the database is its creator's business.
  */
 export function createPrEngine(db: Kysely<PrDatabase>, options: PrEngineOptions = {}): PrEngine {
-  const queries = createRevisionQueries(db);
+  const queries = createRevisionQueries(db, { singleSession: options.singleSession ?? false });
   const layered = options.coalescing === false ? queries : coalesceRevisionQueries(queries, options.coalescing);
   return createPrEngineOver(layered, options);
 }
@@ -100,7 +105,10 @@ export function createPrEngine(db: Kysely<PrDatabase>, options: PrEngineOptions 
  * Creates the engine over any {@link RevisionQueries}, e.g. `createRevisionQueries(db)`
  * wrapped by `coalesceRevisionQueries` or by a layer of your own.
  */
-export function createPrEngineOver(queries: RevisionQueries, options: Omit<PrEngineOptions, 'coalescing'> = {}): PrEngine {
+export function createPrEngineOver(
+  queries: RevisionQueries,
+  options: Omit<PrEngineOptions, 'coalescing' | 'singleSession'> = {},
+): PrEngine {
   return new RevisionEngine(queries, options.readOnly ?? false, options.upstream);
 }
 

@@ -54,8 +54,19 @@ interface FactsRow {
   readonly package_max: string | null;
 }
 
+/** Options of {@link createRevisionQueries}. */
+export interface RevisionQueriesOptions {
+  /**
+   * True when one session serves the database and runs its transactions one at a time (the
+   * embedded store: one process, one PGlite connection, exclusive transactions). Writers are
+   * then serialised by the database already and package locks are skipped. Default false.
+   */
+  readonly singleSession?: boolean;
+}
+
 /** The engine's SQL over a Kysely instance whose schema is current. */
-export function createRevisionQueries(db: Kysely<PrDatabase>): RevisionQueries {
+export function createRevisionQueries(db: Kysely<PrDatabase>, options: RevisionQueriesOptions = {}): RevisionQueries {
+  const lockPackages = options.singleSession ? async () => {} : lockPackagesInDatabase;
   return {
     readFacts: (keys) => readFacts(db, keys),
 
@@ -136,7 +147,7 @@ async function readFacts(db: Queryable, keys: readonly FactsKey[]): Promise<Chec
  * Serialises writers of the given packages across every connection and replica until the
  * transaction ends. Packages whose hashes collide merely take turns.
  */
-async function lockPackages(trx: Transaction<PrDatabase>, packages: readonly PackageKey[]): Promise<void> {
+async function lockPackagesInDatabase(trx: Transaction<PrDatabase>, packages: readonly PackageKey[]): Promise<void> {
   await run(trx, LOCK_PACKAGES, [packages.map((key) => key.version), packages.map((key) => key.pkgarch)]);
 }
 

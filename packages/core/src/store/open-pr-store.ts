@@ -8,6 +8,7 @@ import { createPrEngine, type PrEngine, type PrEngineOptions, type UpstreamPrSou
 import { REQUEST_PATH_SETTINGS, REQUEST_PATH_STATEMENTS } from '../engine/revision-statements.js';
 import type { PrDatabase } from '../engine/schema.js';
 import { preparedStatementClient } from './prepared-statement-client.js';
+import { preparedStatementPglite } from './prepared-statement-pglite.js';
 import { acquireStoreLock, type StoreLock } from './store-lock.js';
 
 /** Folder of the embedded store when no database is named. */
@@ -98,6 +99,7 @@ export async function openPrStore(options: OpenPrStoreOptions = {}): Promise<PrS
     : await openEmbedded(database);
   try {
     await migrateToLatest(opened.db);
+    await opened.afterMigration?.();
   } catch (error) {
     await opened.close();
     throw error;
@@ -107,6 +109,8 @@ export async function openPrStore(options: OpenPrStoreOptions = {}): Promise<PrS
     readOnly: options.readOnly ?? false,
     upstream: options.upstream,
     coalescing: options.coalescing,
+    // One PGlite connection whose transactions are exclusive: it serialises writers by itself.
+    singleSession: opened.kind === 'embedded',
   });
   return new OpenedPrStore(opened, engine);
 }
@@ -115,6 +119,8 @@ interface OpenedDatabase {
   readonly kind: PrStoreKind;
   readonly location: string;
   readonly db: Kysely<PrDatabase>;
+  /** Work that needs the current schema, e.g. preparing statements. */
+  afterMigration?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -171,7 +177,8 @@ async function openEmbedded(folder: string): Promise<OpenedDatabase> {
     const { PGlite } = await import('@electric-sql/pglite');
     const pglite = await PGlite.create(join(location, 'pgdata'));
     await pglite.exec(REQUEST_PATH_SETTINGS);
-    const db = new Kysely<PrDatabase>({ dialect: new PGliteDialect({ pglite }) });
+    const prepared = preparedStatementPglite(pglite, REQUEST_PATH_STATEMENTS);
+    const db = new Kysely<PrDatabase>({ dialect: new PGliteDialect({ pglite: prepared.pglite }) });
     const close = async () => {
       try {
         await db.destroy();
@@ -180,7 +187,7 @@ async function openEmbedded(folder: string): Promise<OpenedDatabase> {
         await lock.release();
       }
     };
-    return { kind: 'embedded', location, db, close };
+    return { kind: 'embedded', location, db, afterMigration: prepared.prepare, close };
   } catch (cause) {
     await lock.release();
     throw new PrStoreError('DATABASE_ERROR', `cannot open the embedded store in ${location}: ${(cause as Error).message}`, { cause });

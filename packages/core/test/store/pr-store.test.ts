@@ -47,6 +47,21 @@ describe.each(STORE_KINDS)('PR store on $kind', ({ kind, create }) => {
     expect(await store.getPr({ ...pkg, checksum: 'b' })).toBe('1');
   });
 
+  it('keeps keys made of quotes, backslashes, braces and unicode apart and intact', async () => {
+    const version = `odd'1.0\\"{r0},${randomUUID().slice(0, 8)}`;
+    const pkgarch = 'ärch\nNULL';
+    const checksums = ["it's", 'back\\slash', '"q"', '{a,b}', 'NULL', '𝄞'];
+    const values = [];
+    for (const checksum of checksums) values.push(await store.getPr({ version, pkgarch, checksum, history: true }));
+    expect(values).toEqual(['0', '1', '2', '3', '4', '5']);
+    for (const [index, checksum] of checksums.entries()) {
+      expect(await store.testPr({ version, pkgarch, checksum, history: true })).toBe(String(index));
+    }
+    const rows = await store.exportRows({ version, history: true });
+    expect(rows.map((row) => [row.pkgarch, row.checksum])).toEqual(checksums.map((checksum) => [pkgarch, checksum]));
+    expect(await store.maxPackagePr({ version, pkgarch })).toBe('5');
+  });
+
   it('never goes down in no-history mode across 9 → 10 → 11', async () => {
     const pkg = freshPackage();
     for (let index = 0; index <= 10; index += 1) {
