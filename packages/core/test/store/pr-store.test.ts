@@ -184,6 +184,24 @@ describe.each(STORE_KINDS)('PR store on $kind', ({ kind, create }) => {
     expect(await store.exportRows({ ...pkg, history: true })).toHaveLength(2);
   });
 
+  it('answers alike with coalescing and prepared statements off', async () => {
+    const extra = await create(`plain_${kind}`);
+    const plain = await openPrStore({ database: extra.url, coalescing: false, preparedStatements: false });
+    try {
+      const pkg = freshPackage();
+      const answers = await Promise.all(['a', 'b', 'c', 'a'].map((checksum) => plain.getPr({ ...pkg, checksum, history: true })));
+      expect(answers.slice(0, 3).sort()).toEqual(['0', '1', '2']);
+      expect(answers[3]).toBe(answers[0]);
+      expect(await plain.getPr({ ...pkg, checksum: 'd', history: true })).toBe('3');
+      expect(await plain.getPr({ ...pkg, checksum: 'a' })).toBe('4');
+      expect(await plain.testPr({ ...pkg, checksum: 'a', history: true })).toBe(answers[0]);
+      expect(await plain.maxPackagePr(pkg)).toBe('4');
+    } finally {
+      await plain.close();
+      await extra.drop();
+    }
+  });
+
   it('refuses calls after close', async () => {
     const extra = await create(`closed_${kind}`);
     const other = await openPrStore({ database: extra.url });
