@@ -1,5 +1,4 @@
 import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
-import { inlineParameters, type SqlValue } from './sql-literal.js';
 import type { ChainedFacts, ChecksumFacts, UpstreamFacts } from './allocation-rules.js';
 import { decideChainedGetPr, decideLegacyImport, type AllocationDecision } from './allocation-rules.js';
 import { type AllocationRequest, planAllocations } from './batch-allocation.js';
@@ -60,98 +59,49 @@ export interface RevisionQueriesOptions {
   /**
    * True when one session serves the database and runs its transactions one at a time (the
    * embedded store: one process, one PGlite connection, exclusive transactions). Writers are
-   * then serialised by the database already and package locks are skipped. Default false:
-   * PostgreSQL, where writes send several statements per query (which PGlite cannot take).
+   * then serialised by the database already and package locks are skipped. Default false.
    */
   readonly singleSession?: boolean;
 }
 
-/**
- * Runs `body` in one transaction that holds the locks of `packages`, stores the rows it returns
- * and commits; resolves with its result.
- */
-type WriteTransaction = <T>(
-  packages: readonly PackageKey[],
-  body: (db: Queryable) => Promise<{ readonly rows: readonly RevisionRow[]; readonly result: T }>,
-) => Promise<T>;
-
 /** The engine's SQL over a Kysely instance whose schema is current. */
 export function createRevisionQueries(db: Kysely<PrDatabase>, options: RevisionQueriesOptions = {}): RevisionQueries {
-  const write = options.singleSession ? exclusiveWrite(db) : lockedWrite(db);
+  const lockPackages = options.singleSession ? async () => {} : lockPackagesInDatabase;
   return {
     readFacts: (keys) => readFacts(db, keys),
 
     allocate: (requests) =>
-      write(requests, async (trx) => {
+      db.transaction().execute(async (trx) => {
+        await lockPackages(trx, requests);
         const plan = planAllocations(requests, await readFacts(trx, requests));
-        return { rows: plan.rows, result: plan.decisions };
+        await insertRows(trx, plan.rows);
+        return plan.decisions;
       }),
 
     allocateChained: (key, upstream, history) =>
-      write([key], async (trx) => {
+      db.transaction().execute(async (trx) => {
+        await lockPackages(trx, [key]);
         const decision = decideChainedGetPr(await readChainedFacts(trx, key, upstream, history), upstream, history);
-        return { rows: decision.isNew ? [{ ...key, value: decision.value }] : [], result: decision };
+        if (decision.isNew) await insertRows(trx, [{ ...key, value: decision.value }]);
+        return decision;
       }),
 
     readChainedFacts: (key, upstream, history, known) => readChainedFacts(db, key, upstream, history, known),
 
     importOne: (row, keepHigher) =>
-      write([row], async (trx) => {
+      db.transaction().execute(async (trx) => {
+        await lockPackages(trx, [row]);
         if (keepHigher) {
           const [facts] = await readFacts(trx, [{ ...row, history: false }]);
           const decision = decideLegacyImport(facts!.checksumLast, row.value);
-          if (!decision.isNew) return { rows: [], result: decision.value };
+          if (!decision.isNew) return decision.value;
         }
-        return { rows: [row], result: row.value };
+        await insertRows(trx, [row]);
+        return row.value;
       }),
 
     exportRows: (filter) => exportRows(db, filter),
   };
-}
-
-/**
- * A write transaction on PostgreSQL, where replicas share the database: the package locks
- * (taken in ascending lock-id order) serialise writers of a package across every connection
- * and replica. BEGIN travels with the locks, and the rows with COMMIT, so a batch costs three
- * round trips (those two, and the read in between); such multi-statement queries take no bind
- * parameters, so their values are spelled as literals.
- */
-function lockedWrite(db: Kysely<PrDatabase>): WriteTransaction {
-  return (packages, body) =>
-    db.connection().execute(async (connection) => {
-      try {
-        await run(connection, `BEGIN; ${inlineParameters(LOCK_PACKAGES, lockParameters(packages))}`, []);
-        const { rows, result } = await body(connection);
-        const store = rows.length === 0 ? '' : `${inlineParameters(INSERT_ROWS, insertParameters(rows))}; `;
-        await run(connection, `${store}COMMIT`, []);
-        return result;
-      } catch (error) {
-        // Leaves the pooled connection outside any transaction; a lost connection fails here too.
-        await run(connection, 'ROLLBACK', []).catch(() => {});
-        throw error;
-      }
-    });
-}
-
-/**
- * A write transaction on a single-session database (the embedded store): its transactions run
- * one at a time, so they need no package locks.
- */
-function exclusiveWrite(db: Kysely<PrDatabase>): WriteTransaction {
-  return (_packages, body) =>
-    db.transaction().execute(async (trx) => {
-      const { rows, result } = await body(trx);
-      if (rows.length > 0) await run(trx, INSERT_ROWS, insertParameters(rows));
-      return result;
-    });
-}
-
-function lockParameters(packages: readonly PackageKey[]): SqlValue[] {
-  return [packages.map((key) => key.version), packages.map((key) => key.pkgarch)];
-}
-
-function insertParameters(rows: readonly RevisionRow[]): SqlValue[] {
-  return [rows.map((row) => row.version), rows.map((row) => row.pkgarch), rows.map((row) => row.checksum), rows.map((row) => row.value)];
 }
 
 async function run<R>(db: Queryable, text: string, parameters: readonly unknown[]): Promise<R[]> {
@@ -191,6 +141,24 @@ async function readFacts(db: Queryable, keys: readonly FactsKey[]): Promise<Chec
     };
   }
   return slotOf.map((slot) => facts[slot]!);
+}
+
+/**
+ * Serialises writers of the given packages across every connection and replica until the
+ * transaction ends. Packages whose hashes collide merely take turns.
+ */
+async function lockPackagesInDatabase(trx: Transaction<PrDatabase>, packages: readonly PackageKey[]): Promise<void> {
+  await run(trx, LOCK_PACKAGES, [packages.map((key) => key.version), packages.map((key) => key.pkgarch)]);
+}
+
+async function insertRows(trx: Transaction<PrDatabase>, rows: readonly RevisionRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await run(trx, INSERT_ROWS, [
+    rows.map((row) => row.version),
+    rows.map((row) => row.pkgarch),
+    rows.map((row) => row.checksum),
+    rows.map((row) => row.value),
+  ]);
 }
 
 /** Local facts plus the greatest local extension of upstream's maximum. */

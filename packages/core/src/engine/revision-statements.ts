@@ -85,12 +85,10 @@ WHERE ($1::text IS NULL OR r.version = $1::text)
     ORDER BY m.value_key DESC LIMIT 1))
 ORDER BY r.version, r.pkgarch, r.value_key, r.checksum`;
 
-/**
- * The statements worth preparing once per connection: every request runs one of them. (On
- * PostgreSQL the locks and the rows travel with BEGIN and COMMIT instead; see revision-queries.)
- */
+/** The statements worth preparing once per connection: every request runs one of them. */
 export const REQUEST_PATH_STATEMENTS: ReadonlyMap<string, string> = new Map([
   [READ_FACTS, 'prserv_read_facts'],
+  [LOCK_PACKAGES, 'prserv_lock_packages'],
   [INSERT_ROWS, 'prserv_insert_rows'],
   [READ_GREATEST_BETWEEN, 'prserv_read_greatest_between'],
 ]);

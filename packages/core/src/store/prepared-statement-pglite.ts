@@ -1,5 +1,5 @@
 import type { PGlite, Transaction } from '@electric-sql/pglite';
-import { type SqlValue, toSqlLiteral } from '../engine/sql-literal.js';
+import { type SqlValue, toSqlLiteral } from './sql-literal.js';
 
 /** What Kysely's PGlite dialect calls on a PGlite instance or one of its transactions. */
 type Queryable = Pick<PGlite, 'query'> | Pick<Transaction, 'query'>;

@@ -44,7 +44,7 @@ describe.each(STORE_KINDS)('coalescing engine on $kind', ({ kind, create }) => {
     store = await openPrStore({
       database: database.url,
       createEngine: (db, options) => {
-        const instrumented = instrument(createRevisionQueries(db, { singleSession: options.singleSession }));
+        const instrumented = instrument(createRevisionQueries(db));
         seen = instrumented.seen;
         return createPrEngineOver(coalesceRevisionQueries(instrumented.wrapped), options);
       },

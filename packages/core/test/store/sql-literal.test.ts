@@ -1,6 +1,6 @@
 import { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toSqlLiteral } from '../../src/engine/sql-literal.js';
+import { toSqlLiteral } from '../../src/store/sql-literal.js';
 
 const HOSTILE = [
   '',

@@ -27,17 +27,3 @@ function arrayElement(element: string | boolean | null): string {
   if (typeof element === 'string') return `"${element.replace(/[\\"]/g, (char) => `\\${char}`)}"`;
   throw new TypeError(`cannot spell ${typeof element} as an SQL array element`);
 }
-
-/**
- * `text` with each parameter `$n` replaced by the literal of `parameters[n - 1]`, for a simple-
- * protocol query, which takes no bind parameters but may hold several statements. `text` must
- * use `$` for parameters only (true of the engine's statements).
- * @throws RangeError when `text` names a parameter that is not given.
- */
-export function inlineParameters(text: string, parameters: readonly SqlValue[]): string {
-  return text.replace(/\$(\d+)/g, (_, digits: string) => {
-    const index = Number(digits) - 1;
-    if (index >= parameters.length) throw new RangeError(`statement uses $${digits}, but ${parameters.length} parameters were given`);
-    return toSqlLiteral(parameters[index]!);
-  });
-}
