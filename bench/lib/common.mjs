@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { bitbakeVersion, BENCH_DIR, REPO_DIR } from './targets.mjs';
 import { describeBuild } from './snapshot.mjs';
 import { pgQuery } from './pg-mini.mjs';
@@ -84,7 +84,8 @@ export async function runMetadata({ databaseUrl, bitbakeDir }) {
     postgres: pgVersion,
     build: describeBuild(),
     serverVersion: safe(() => JSON.parse(readFileSync(join(REPO_DIR, 'packages/server/package.json'), 'utf8')).version),
-    bitbake: bitbakeDir ? { dir: bitbakeDir, version: bitbakeVersion(bitbakeDir) } : null,
+    // The checkout's folder name only: results are committed, paths of one machine are not.
+    bitbake: bitbakeDir ? { dir: basename(bitbakeDir), version: bitbakeVersion(bitbakeDir) } : null,
   };
 }
 
