@@ -28,13 +28,19 @@ export interface CoalescingOptions {
  * the same facts as single requests would, so replicas coalescing on their own mix safely.
  */
 export function coalesceRevisionQueries(queries: RevisionQueries, options: CoalescingOptions = {}): RevisionQueries {
-  const reads = createRequestCoalescer<FactsKey, ChecksumFacts>(
-    async (keys) => everyOk(await queries.readFacts(keys)),
-    { ...options.reads, schedule: options.schedule, retryAlone: isRequestSpecific, onBatch: options.onBatch && ((size) => options.onBatch!('read', size)) },
-  );
+  const { onBatch, schedule } = options;
+  const shared = (kind: 'read' | 'write') => ({
+    schedule,
+    retryAlone: isRequestSpecific,
+    onBatch: onBatch && ((size: number) => onBatch(kind, size)),
+  });
+  const reads = createRequestCoalescer<FactsKey, ChecksumFacts>(async (keys) => everyOk(await queries.readFacts(keys)), {
+    ...options.reads,
+    ...shared('read'),
+  });
   const writes = createRequestCoalescer<AllocationRequest, AllocationDecision>(
     async (requests) => everyOk(await queries.allocate(requests)),
-    { ...options.writes, schedule: options.schedule, retryAlone: isRequestSpecific, onBatch: options.onBatch && ((size) => options.onBatch!('write', size)) },
+    { ...options.writes, ...shared('write') },
   );
   return {
     ...queries,

@@ -125,9 +125,13 @@ export function createRequestCoalescer<I, O>(
     for (let index = 0; index < batch.length; index += 1) {
       const outcome = outcomes[index];
       const waiting = batch[index]!;
-      if (outcome === undefined) waiting.reject(new Error(`batch runner returned ${outcomes.length} outcomes for ${batch.length} requests`));
-      else if (outcome.ok) waiting.resolve(outcome.value);
-      else waiting.reject(outcome.error);
+      if (outcome === undefined) {
+        waiting.reject(new Error(`batch runner returned ${outcomes.length} outcomes for ${batch.length} requests`));
+      } else if (outcome.ok) {
+        waiting.resolve(outcome.value);
+      } else {
+        waiting.reject(outcome.error);
+      }
     }
   };
 

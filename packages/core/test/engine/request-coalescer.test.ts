@@ -67,7 +67,13 @@ describe('request coalescer', () => {
   it('cuts batches at maxBatchSize and runs up to maxInFlight at once', async () => {
     const clock = manualScheduler();
     const runner = controlledRunner(double);
-    const coalescer = createRequestCoalescer(runner.run, { schedule: clock.schedule, maxBatchSize: 2, maxInFlight: 2 });
+    const sizes: number[] = [];
+    const coalescer = createRequestCoalescer(runner.run, {
+      schedule: clock.schedule,
+      maxBatchSize: 2,
+      maxInFlight: 2,
+      onBatch: (size) => sizes.push(size),
+    });
     const answers = [1, 2, 3, 4, 5].map((n) => coalescer.submit(n));
     await clock.tick();
     await clock.tick();
@@ -77,6 +83,7 @@ describe('request coalescer', () => {
     await clock.tick();
     await clock.tick();
     expect(runner.batches).toEqual([[1, 2], [3, 4], [5]]);
+    expect(sizes).toEqual([2, 2, 1]);
     runner.finish();
     expect(await Promise.all(answers)).toEqual([2, 4, 6, 8, 10]);
   });
