@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PrStore, openPrStore } from '@prserv/core';
 import { type TestDatabase, createPostgresDatabase } from '../../../../test/support/databases.js';
@@ -55,6 +56,61 @@ describe('schema migrations on PostgreSQL', () => {
       expect(await late.maxPackagePr({ version: '1.0-r0', pkgarch: 'core2-64' })).toBe('63');
     } finally {
       await late.close();
+    }
+  });
+});
+
+describe('upgrading a database made by the first schema', () => {
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    database = await createPostgresDatabase('upgrade');
+    // What a server of the first release left: schema 0001 with rows, recorded by Kysely's migrator.
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      await client.query(`
+        CREATE TABLE prserv_revision (
+          version text NOT NULL, pkgarch text NOT NULL, checksum text NOT NULL,
+          value text NOT NULL CONSTRAINT prserv_revision_value_canonical
+            CHECK (value ~ '^(0|[1-9][0-9]*)([.](0|[1-9][0-9]*))*$'),
+          value_key numeric[] GENERATED ALWAYS AS (string_to_array(value, '.')::numeric[]) STORED,
+          CONSTRAINT prserv_revision_pkey PRIMARY KEY (version, pkgarch, checksum, value_key));
+        CREATE INDEX prserv_revision_package_value ON prserv_revision (version, pkgarch, value_key);
+        INSERT INTO prserv_revision (version, pkgarch, checksum, value)
+          SELECT '1.0-r0', 'core2-64', 'c' || i, i::text FROM generate_series(0, 10) AS i;
+        INSERT INTO prserv_revision (version, pkgarch, checksum, value) VALUES ('1.0-r0', 'core2-64', 'c3', '11');
+        CREATE TABLE kysely_migration (name varchar(255) PRIMARY KEY, timestamp varchar(255) NOT NULL);
+        INSERT INTO kysely_migration VALUES ('0001-revision-table', '2026-11-01T00:00:00.000Z');`);
+    } finally {
+      await client.end();
+    }
+  });
+
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  it('replaces the package index and keeps every answer', async () => {
+    const store = await openPrStore({ database: database.url, poolSize: 2 });
+    try {
+      const pkg = { version: '1.0-r0', pkgarch: 'core2-64' };
+      expect(await store.maxPackagePr(pkg)).toBe('11');
+      expect(await store.testPr({ ...pkg, checksum: 'c3', history: true })).toBe('3');
+      expect(await store.testPr({ ...pkg, checksum: 'c3' })).toBe('11');
+      expect(await store.getPr({ ...pkg, checksum: 'new', history: true })).toBe('12');
+    } finally {
+      await store.close();
+    }
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'prserv_revision' ORDER BY 1`);
+      expect(rows.map((row) => row.indexname)).toEqual(['prserv_revision_package', 'prserv_revision_pkey']);
+      const applied = await client.query('SELECT name FROM kysely_migration ORDER BY name');
+      expect(applied.rows.map((row) => row.name)).toEqual(['0001-revision-table', '0002-package-index-on-expression']);
+    } finally {
+      await client.end();
     }
   });
 });
