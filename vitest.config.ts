@@ -9,6 +9,7 @@ export default defineConfig({
       '@prserv/core': source('core'),
       '@prserv/client': source('client'),
       '@prserv/server': source('server'),
+      '@prserv/test-support': fileURLToPath(new URL('./test/support/index.ts', import.meta.url)),
     },
   },
   test: {

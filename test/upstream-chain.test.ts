@@ -39,7 +39,7 @@ describe.each(STORE_KINDS)('upstream chain server2 ← server1 ← server0 on $k
     await Promise.all(databases.map((db) => db.drop()));
   });
 
-  it('extends the upstream numbering as the contract and BitBake’s PRUpstreamTests walk it', async () => {
+  it('extends the upstream numbering as docs/protocol.md §7.4 and BitBake’s PRUpstreamTests walk it', async () => {
     expect(await ask(client2, 'checksum0')).toBe('0');
     expect(await ask(client1, 'checksum0')).toBe('0');
     expect(await ask(client0, 'checksum0')).toBe('0');

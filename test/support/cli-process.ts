@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The built CLI (`pnpm build` makes it); end-to-end tests run it as users do. */
@@ -30,8 +31,35 @@ export interface StartOptions {
   readonly bind?: string;
 }
 
+const PACKAGES_DIR = fileURLToPath(new URL('../../packages/', import.meta.url));
+/** The built files the CLI runs: its own bundle and the packages it imports. */
+const BUILT_ENTRIES = { core: 'dist/index.js', client: 'dist/index.js', server: 'dist/cli.js' } as const;
+
+function newestSourceTime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestSourceTime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+let checkedBuild = false;
+
+/**
+ * End-to-end tests run the built CLI; a `dist` older than its `src` would test yesterday's
+ * code and pass. Refuse instead (`pnpm test` builds first).
+ */
 function assertBuilt(): void {
-  if (!existsSync(CLI_PATH)) throw new Error(`${CLI_PATH} is missing: run "pnpm build" before the end-to-end tests`);
+  if (checkedBuild) return;
+  for (const [name, entry] of Object.entries(BUILT_ENTRIES)) {
+    const built = join(PACKAGES_DIR, name, entry);
+    if (!existsSync(built)) throw new Error(`${built} is missing: run "pnpm build" before the end-to-end tests`);
+    if (newestSourceTime(join(PACKAGES_DIR, name, 'src')) > statSync(built).mtimeMs) {
+      throw new Error(`packages/${name}/${entry} is older than packages/${name}/src: run "pnpm build" before the end-to-end tests`);
+    }
+  }
+  checkedBuild = true;
 }
 
 /** Starts `prserv server --bind 127.0.0.1:0` and waits for its "prserv listening" line. */

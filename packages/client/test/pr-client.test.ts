@@ -1,9 +1,7 @@
 import { createServer, type Server, Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { openPrStore, type PrStore } from '@prserv/core';
 import { createPrClient, InvokeError, parseServerAddress, PrClientError } from '@prserv/client';
-import { type RunningPrServer, startPrServer } from '@prserv/server';
-import { createPostgresDatabase, type TestDatabase } from '../../../test/support/databases.js';
+import { createPostgresDatabase, type InProcessServer, startInProcessServer, type TestDatabase } from '@prserv/test-support';
 
 /** A TCP peer scripted per connection: it sees every line the client sends and decides what to write. */
 async function scriptedServer(onLine: (line: string, socket: Socket, connection: number) => void): Promise<{ server: Server; address: string }> {
@@ -32,23 +30,20 @@ const isRequest = (line: string) => line.startsWith('{');
 
 describe('PrClient against prserv', () => {
   let database: TestDatabase;
-  let store: PrStore;
-  let running: RunningPrServer;
+  let running: InProcessServer;
 
   beforeAll(async () => {
     database = await createPostgresDatabase('client');
-    store = await openPrStore({ database: database.url });
-    running = await startPrServer({ engine: store, host: '127.0.0.1', port: 0 });
+    running = await startInProcessServer(database.url);
   });
 
   afterAll(async () => {
     await running?.close();
-    await store?.close();
     await database?.drop();
   });
 
   it('sends BitBake requests and returns revisions as strings', async () => {
-    await using client = createPrClient({ address: `127.0.0.1:${running.address.port}` });
+    await using client = createPrClient({ address: running.address });
     const pkg = { version: '1.0-r0', pkgarch: 'client-test' };
     expect(await client.getPr({ ...pkg, checksum: 'a' })).toBe('0');
     expect(await client.getPr({ ...pkg, checksum: 'b' })).toBe('1');
@@ -59,17 +54,16 @@ describe('PrClient against prserv', () => {
   });
 
   it('reconnects by itself after the server restarts on the same port', async () => {
-    const port = running.address.port;
-    const client = createPrClient({ address: `127.0.0.1:${port}`, retryDelayMs: 20 });
+    const client = createPrClient({ address: running.address, retryDelayMs: 20 });
     expect(await client.ping()).toBe(true);
-    await running.close();
-    running = await startPrServer({ engine: store, host: '127.0.0.1', port });
+    await running.stopListening();
+    await running.listenAgain();
     expect(await client.ping()).toBe(true);
     await client.close();
   });
 
   it('fails with CLOSED after close() and after async dispose', async () => {
-    const client = createPrClient({ address: `127.0.0.1:${running.address.port}` });
+    const client = createPrClient({ address: running.address });
     expect(await client.ping()).toBe(true);
     await client[Symbol.asyncDispose]();
     await expect(client.ping()).rejects.toMatchObject({ name: 'PrClientError', code: 'CLOSED' });

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { runCli } from './cli-main.js';
+import { runCli } from './cli/main.js';
 
 const code = await runCli(process.argv.slice(2), { env: process.env, stdout: process.stdout, stderr: process.stderr });
 process.exitCode = code;

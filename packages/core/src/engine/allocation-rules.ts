@@ -25,7 +25,7 @@ export interface AllocationDecision {
 }
 
 /**
- * get-pr (contract §4). History mode: a known checksum keeps its first revision. No-history
+ * get-pr (docs/protocol.md §6.1). History mode: a known checksum keeps its first revision. No-history
  * mode: a known checksum keeps its last revision only while that is still the package's
  * greatest; otherwise it moves above it, so PRs never go down.
  */
@@ -54,7 +54,7 @@ export function decideLegacyImport(checksumLast: string | null, value: string): 
   return { value, isNew: true };
 }
 
-/** What an upstream PR server said about the package and checksum (contract §5). */
+/** What an upstream PR server said about the package and checksum (docs/protocol.md §7.1). */
 export interface UpstreamFacts {
   /** Upstream's greatest revision of the package (its max-package-pr), null when unknown there. */
   readonly packageMax: string | null;
@@ -72,7 +72,7 @@ export interface ChainedFacts extends ChecksumFacts {
 }
 
 /**
- * get-pr on a server chained to an upstream (contract §5): local builds extend the upstream's
+ * get-pr on a server chained to an upstream (docs/protocol.md §7.2): local builds extend the upstream's
  * numbering (`u.0`, `u.1`, …) and never collide with it.
  */
 export function decideChainedGetPr(local: ChainedFacts, upstream: UpstreamFacts, history: boolean): AllocationDecision {

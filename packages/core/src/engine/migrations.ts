@@ -1,10 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
 import { toPrStoreError } from '../errors/pr-store-error.js';
-import type { PrDatabase } from './schema.js';
-
-/** Advisory-lock key (`'PRSV'`) under which replicas take turns creating or upgrading the schema. */
-const SCHEMA_LOCK_KEY = 0x50525356;
+import { type PrDatabase, PRSERV_ADVISORY_LOCK_KEY } from './schema.js';
 
 const migrations: Record<string, Migration> = {
   '0001-revision-table': {
@@ -51,12 +48,12 @@ export async function migrateToLatest(db: Kysely<PrDatabase>): Promise<void> {
   try {
     if (await isSchemaCurrent(db)) return;
     await db.connection().execute(async (connection) => {
-      await sql`SELECT pg_advisory_lock(${SCHEMA_LOCK_KEY})`.execute(connection);
+      await sql`SELECT pg_advisory_lock(${PRSERV_ADVISORY_LOCK_KEY})`.execute(connection);
       try {
         const { error } = await new Migrator({ db: connection, provider }).migrateToLatest();
         if (error) throw error;
       } finally {
-        await sql`SELECT pg_advisory_unlock(${SCHEMA_LOCK_KEY})`.execute(connection);
+        await sql`SELECT pg_advisory_unlock(${PRSERV_ADVISORY_LOCK_KEY})`.execute(connection);
       }
     });
   } catch (error) {

@@ -59,7 +59,7 @@ export interface UpstreamPrSource {
 export interface PrEngineOptions {
   /** Compute answers but never write (BitBake `--read-only`). Default false. */
   readonly readOnly?: boolean;
-  /** Extend this upstream server's numbering in get-pr (contract §5). Default none. */
+  /** Extend this upstream server's numbering in get-pr (docs/protocol.md §7). Default none. */
   readonly upstream?: UpstreamPrSource;
   /**
    * Gather concurrent requests into shared round trips (see {@link CoalescingOptions}); false
@@ -73,7 +73,7 @@ export interface PrEngineOptions {
   readonly singleSession?: boolean;
 }
 
-/** The allocation operations of a PR server (contract §4), one database transaction each at most. */
+/** The allocation operations of a PR server (docs/protocol.md §6), one database transaction each at most. */
 export interface PrEngine {
   /** True when the engine never writes. */
   readonly readOnly: boolean;

@@ -126,7 +126,7 @@ export function createRequestCoalescer<I, O>(
       const outcome = outcomes[index];
       const waiting = batch[index]!;
       if (outcome === undefined) {
-        waiting.reject(new Error(`batch runner returned ${outcomes.length} outcomes for ${batch.length} requests`));
+        waiting.reject(new RangeError(`batch runner returned ${outcomes.length} outcomes for ${batch.length} requests`));
       } else if (outcome.ok) {
         waiting.resolve(outcome.value);
       } else {

@@ -36,7 +36,7 @@ export interface RevisionQueries {
    * order (`planAllocations`), stores the new rows, commits. Decisions come back in order.
    */
   allocate(requests: readonly AllocationRequest[]): Promise<AllocationDecision[]>;
-  /** A chained get-pr (contract §5) under the package's lock, given upstream's answers. */
+  /** A chained get-pr (docs/protocol.md §7.2) under the package's lock, given upstream's answers. */
   allocateChained(key: ChecksumKey, upstream: UpstreamFacts, history: boolean): Promise<AllocationDecision>;
   /** Local facts of a chained server for one mode, reusing `known` facts (of that mode) when given. */
   readChainedFacts(key: ChecksumKey, upstream: UpstreamFacts, history: boolean, known?: ChecksumFacts): Promise<ChainedFacts>;

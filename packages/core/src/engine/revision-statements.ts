@@ -11,6 +11,8 @@
  * They take arrays, so one round trip serves a whole batch of requests.
  */
 
+import { PRSERV_ADVISORY_LOCK_KEY } from './schema.js';
+
 /**
  * The package of a row as one byte-compared text: the length prefix keeps distinct
  * `(version, pkgarch)` pairs apart ("a" + "bc" vs "ab" + "c"). Must stay identical to the
@@ -28,8 +30,6 @@ function packageKey(version: string, pkgarch: string): string {
  */
 export const REQUEST_PATH_SETTINGS = 'SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan';
 
-/** Advisory-lock class (`'PRSV'`) of package locks; the object id is `hashtext(version || '\n' || pkgarch)`. */
-export const PACKAGE_LOCK_CLASS = 0x50525356;
 
 /**
  * Per key (version, pkgarch, checksum or null, history): the checksum's first revision (history)
@@ -58,7 +58,7 @@ CROSS JOIN LATERAL (SELECT CASE WHEN k.history
  * replicas never wait for each other in a cycle. The sorted subquery is kept apart (`OFFSET 0`)
  * so that the locks are taken in its order.
  */
-export const LOCK_PACKAGES = `SELECT count(pg_advisory_xact_lock(${PACKAGE_LOCK_CLASS}, l.id))::int4 AS locked
+export const LOCK_PACKAGES = `SELECT count(pg_advisory_xact_lock(${PRSERV_ADVISORY_LOCK_KEY}, l.id))::int4 AS locked
 FROM (SELECT DISTINCT hashtext(p.version || chr(10) || p.pkgarch) AS id
       FROM unnest($1::text[], $2::text[]) AS p(version, pkgarch)
       ORDER BY id OFFSET 0) AS l`;

@@ -17,3 +17,11 @@ export interface RevisionTable {
 export interface PrDatabase {
   prserv_revision: RevisionTable;
 }
+
+/**
+ * The advisory-lock key of prserv (`'PRSV'`). Alone (the one-argument, bigint form) it guards
+ * schema creation and upgrades; as the class of the two-argument form it guards packages, with
+ * the object id `hashtext(version || '\n' || pkgarch)`. PostgreSQL keeps the two forms apart.
+ * Never change it: replicas of different releases must still exclude each other.
+ */
+export const PRSERV_ADVISORY_LOCK_KEY = 0x50525356;

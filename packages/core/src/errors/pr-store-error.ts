@@ -31,20 +31,38 @@ export function isPrStoreError(value: unknown): value is PrStoreError {
   return value instanceof PrStoreError;
 }
 
-// Connection-level failures of pg and PGlite: the database cannot be reached right now.
-const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH']);
-// SQLSTATE classes 08 (connection exception) and 57P (operator intervention: shutdown, restart).
-const UNAVAILABLE_SQLSTATE = /^(08|57P)/;
+/** A Node system error code of the socket (`ECONNREFUSED`, `ECONNRESET`, `ENOTFOUND`…). */
+const SYSTEM_ERROR_CODE = /^E[A-Z]+$/;
+/** A SQLSTATE: the server answered, and said why in five characters. */
+const SQLSTATE = /^[0-9A-Z]{5}$/;
+/** SQLSTATE classes of a server that cannot serve now: 08 connection exception, 57P operator intervention (shutdown, restart). */
+const UNAVAILABLE_SQLSTATE_CLASSES = ['08', '57P'];
+
+/**
+ * True when a driver error means the database could not be reached or could not answer (worth a
+ * retry later), false when it refused the statement or the error is a bug. Decided by the kind of
+ * error, never by its message text:
+ * - a system error of the socket (it has a `syscall`, or an errno-style code) is unavailable;
+ * - an error the server reported carries a SQLSTATE, judged by its class;
+ * - errors pg, pg-pool and PGlite raise themselves are plain `Error`s, and they raise them only when
+ *   a statement cannot get an answer (connection terminated, connect timeout, client not
+ *   queryable, database closed): unavailable;
+ * - anything else (a `TypeError`, a `RangeError`…) is a bug, not an outage.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if ('syscall' in error || (typeof code === 'string' && SYSTEM_ERROR_CODE.test(code))) return true;
+  if (typeof code === 'string' && SQLSTATE.test(code)) {
+    return UNAVAILABLE_SQLSTATE_CLASSES.some((sqlClass) => code.startsWith(sqlClass));
+  }
+  return Object.getPrototypeOf(error) === Error.prototype;
+}
 
 /** Wraps anything a database driver threw as a {@link PrStoreError}, keeping it as `cause`. */
 export function toPrStoreError(error: unknown, action: string): PrStoreError {
   if (error instanceof PrStoreError) return error;
-  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
-  const message = error instanceof Error ? error.message : '';
-  const unavailable =
-    (typeof code === 'string' && (UNAVAILABLE_ERRNOS.has(code) || UNAVAILABLE_SQLSTATE.test(code))) ||
-    /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message);
-  return unavailable
+  return isDatabaseUnavailable(error)
     ? new PrStoreError('DATABASE_UNAVAILABLE', `database unavailable while trying to ${action}`, { cause: error })
     : new PrStoreError('DATABASE_ERROR', `database error while trying to ${action}`, { cause: error });
 }

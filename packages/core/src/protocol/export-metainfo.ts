@@ -7,7 +7,7 @@ export interface ColumnInfo {
   readonly pk: number;
 }
 
-/** The `metainfo` of an export with colinfo (contract §2). */
+/** The `metainfo` of an export with colinfo (docs/protocol.md §4.6). */
 export interface ExportMetainfo {
   readonly tbl_name: string;
   readonly core_ver: string;

@@ -44,7 +44,7 @@ export interface OpenPrStoreOptions {
    * Such errors never throw; the next request reconnects. Default: ignored.
    */
   readonly onBackgroundError?: (error: Error) => void;
-  /** An upstream PR server whose numbering get-pr extends (contract §5). Not closed by the store. */
+  /** An upstream PR server whose numbering get-pr extends (docs/protocol.md §7). Not closed by the store. */
   readonly upstream?: UpstreamPrSource;
   /**
    * How concurrent requests share round trips (batch size, wait, queue bound); false sends each

@@ -52,7 +52,7 @@ describe('decideGetPr', () => {
     });
 
     it('gives a returning checksum a higher PR in no-history mode', () => {
-      // Worked example of the contract: c0..c3 hold 0..3, c0 comes back.
+      // Worked example of docs/protocol.md §6.6: c0..c3 hold 0..3, c0 comes back.
       expect(decideGetPr(facts('3', '0'), false)).toEqual({ value: '4', isNew: true });
       expect(decideGetPr(facts('0.3', '0.1', '0.2'), false)).toEqual({ value: '0.4', isNew: true });
     });

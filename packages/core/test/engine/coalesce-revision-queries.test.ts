@@ -8,7 +8,7 @@ import {
   type PrStore,
   type RevisionQueries,
 } from '@prserv/core';
-import { STORE_KINDS, type TestDatabase } from '../../../../test/support/databases.js';
+import { STORE_KINDS, type TestDatabase } from '@prserv/test-support';
 
 /** Counts the round trips that reach the real queries and can poison allocation batches. */
 function instrument(queries: RevisionQueries) {

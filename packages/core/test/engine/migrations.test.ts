@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PrStore, openPrStore } from '@prserv/core';
-import { type TestDatabase, createPostgresDatabase } from '../../../../test/support/databases.js';
+import { type TestDatabase, createPostgresDatabase } from '@prserv/test-support';
 
 const REPLICAS = 8;
 const PER_REPLICA = 8;

@@ -8,7 +8,7 @@ import {
   READ_GREATEST_BETWEEN,
   REQUEST_PATH_SETTINGS,
 } from '../../src/engine/revision-statements.js';
-import { STORE_KINDS, type TestDatabase } from '../../../../test/support/databases.js';
+import { STORE_KINDS, type TestDatabase } from '@prserv/test-support';
 
 /** Runs SQL on a store's database directly, outside the engine. */
 interface RawSql {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPrStore, type PrStore, PrStoreError } from '@prserv/core';
-import { STORE_KINDS, type TestDatabase } from '../../../../test/support/databases.js';
+import { STORE_KINDS, type TestDatabase } from '@prserv/test-support';
 
 /** A package no other test touches. */
 function freshPackage() {
@@ -27,7 +27,7 @@ describe.each(STORE_KINDS)('PR store on $kind', ({ kind, create }) => {
     expect(store.readOnly).toBe(false);
   });
 
-  it('follows the worked example of the contract', async () => {
+  it('follows the worked example of docs/protocol.md §6.6', async () => {
     const pkg = freshPackage();
     const get = (checksum: string, history = false) => store.getPr({ ...pkg, checksum, history });
     expect(await get('c0')).toBe('0');

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PrStoreError, openPrStore } from '@prserv/core';
-import { type TestDatabase, createEmbeddedFolder } from '../../../../test/support/databases.js';
+import { type TestDatabase, createEmbeddedFolder } from '@prserv/test-support';
 
 // Opening PGlite takes seconds and much memory: the suite shares one folder and opens it 4 times.
 

@@ -2,10 +2,10 @@ import { connect, createServer, type Server } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPrStore, type PrEngine, type PrStore } from '@prserv/core';
-import { runCli } from '../../src/cli-main.js';
-import { type RunningPrServer, startPrServer } from '../../src/pr-server.js';
-import { runStress } from '../../src/stress/run-stress.js';
-import { createPostgresDatabase, STORE_KINDS, type TestDatabase } from '../../../../test/support/databases.js';
+import { runCli } from '../../../src/cli/main.js';
+import { type RunningPrServer, startPrServer } from '../../../src/daemon/pr-server.js';
+import { runStress } from '../../../src/cli/stress/run-stress.js';
+import { createPostgresDatabase, STORE_KINDS, type TestDatabase } from '@prserv/test-support';
 
 /** What `prserv client stress … --json` printed and returned, run in-process. */
 interface StressRun {

@@ -1,19 +1,9 @@
-import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
-import { parseServerAddress } from '@prserv/client';
 import { DEFAULT_COALESCER_BOUNDS, DEFAULT_EMBEDDED_PATH, DEFAULT_POOL_SIZE } from '@prserv/core';
-import { DEFAULT_PORT } from './pr-server.js';
-
-/** A setting that cannot be used; the CLI prints the message and exits with code 2. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  readonly code = 'CONFIG_INVALID' as const;
-}
-
-/** Log levels of the server (pino's). */
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-/** One of {@link LOG_LEVELS}. */
-export type LogLevel = (typeof LOG_LEVELS)[number];
+import { parseServerAddress } from '@prserv/client';
+import { DEFAULT_PORT } from '../daemon/pr-server.js';
+import { LOG_LEVELS, type LogLevel } from '../daemon/logger.js';
+import type { ConfigFile } from './config-file.js';
+import { ConfigError } from './errors.js';
 
 /** Everything `prserv server` runs with, after flags, environment, config file and defaults. */
 export interface ServerSettings {
@@ -87,56 +77,6 @@ export interface ServerFlags {
   batchWaitMs?: string;
 }
 
-/** The `server:` and `client:` sections of a config file. */
-export interface ConfigFile {
-  readonly server: Readonly<Record<string, unknown>>;
-  readonly client: Readonly<Record<string, unknown>>;
-}
-
-const SERVER_FILE_KEYS = [
-  'database',
-  'bind_addr',
-  'read_only',
-  'nohist',
-  'max_connections',
-  'log_level',
-  'sync_mode',
-  'upstream',
-  'batch_size',
-  'batch_wait_ms',
-];
-const CLIENT_FILE_KEYS = ['server_addr'];
-
-/** Reads a YAML or JSON config file (JSON is YAML) with `server:` and `client:` sections. */
-export async function loadConfigFile(path: string): Promise<ConfigFile> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`config file ${path}: ${(error as Error).message}`);
-  }
-  let document: unknown;
-  try {
-    document = parseYaml(text);
-  } catch (error) {
-    throw new ConfigError(`config file ${path}: not valid YAML or JSON: ${(error as Error).message.split('\n')[0]}`);
-  }
-  if (document === null || document === undefined) return { server: {}, client: {} };
-  if (!isRecord(document)) throw new ConfigError(`config file ${path}: expected a mapping with server: and client: sections`);
-  for (const key of Object.keys(document)) {
-    if (key !== 'server' && key !== 'client') throw new ConfigError(`config file ${path}: unknown section "${key}" (expected server or client)`);
-  }
-  const section = (name: 'server' | 'client', allowed: string[]) => {
-    const value = document[name] ?? {};
-    if (!isRecord(value)) throw new ConfigError(`config file ${path}: section "${name}" must be a mapping`);
-    for (const key of Object.keys(value)) {
-      if (!allowed.includes(key)) throw new ConfigError(`config file ${path}: unknown key "${name}.${key}" (known: ${allowed.join(', ')})`);
-    }
-    return value;
-  };
-  return { server: section('server', SERVER_FILE_KEYS), client: section('client', CLIENT_FILE_KEYS) };
-}
-
 /** Resolves server settings: flags > environment > config file > defaults. */
 export function resolveServerSettings(
   flags: ServerFlags,
@@ -170,8 +110,8 @@ export function resolveServerSettings(
   if (upstream !== null) {
     try {
       parseServerAddress(upstream);
-    } catch {
-      throw new ConfigError(`invalid ${upstreamSetting.source} ${JSON.stringify(upstream)}: expected HOST:PORT or [IPv6]:PORT`);
+    } catch (error) {
+      throw new ConfigError(`invalid ${upstreamSetting.source} ${JSON.stringify(upstream)}: expected HOST:PORT or [IPv6]:PORT`, { cause: error });
     }
   }
   const syncModeGiven = pick(flags.syncMode, 'sync_mode', 'sync_mode').value !== undefined;
@@ -212,9 +152,11 @@ export function resolveClientSettings(
         : fromFile !== undefined
           ? [fromFile, 'client.server_addr in the config file']
           : [DEFAULT_SERVER_ADDR, 'default'];
-  // Checked here so that a bad address is reported with the setting it came from.
-  if (!/^(\[[^\]]+\]|[^:[\]]+):\d+$/.test(serverAddr) || Number(serverAddr.slice(serverAddr.lastIndexOf(':') + 1)) > 65535) {
-    throw new ConfigError(`invalid ${source} ${JSON.stringify(serverAddr)}: expected HOST:PORT or [IPv6]:PORT`);
+  // Checked here, with the client's own parser, so that a bad address names the setting it came from.
+  try {
+    parseServerAddress(serverAddr);
+  } catch (error) {
+    throw new ConfigError(`invalid ${source} ${JSON.stringify(serverAddr)}: expected HOST:PORT or [IPv6]:PORT`, { cause: error });
   }
   return { serverAddr };
 }
@@ -224,8 +166,8 @@ export function parseBind(text: string, source = 'bind address'): { host: string
   try {
     // ":8585" (no host) listens on every IPv4 interface, as BitBake's --host 0.0.0.0.
     return parseServerAddress(text.startsWith(':') ? `0.0.0.0${text}` : text);
-  } catch {
-    throw new ConfigError(`invalid ${source} ${JSON.stringify(text)}: expected HOST:PORT, e.g. localhost:8585 or 0.0.0.0:8585`);
+  } catch (error) {
+    throw new ConfigError(`invalid ${source} ${JSON.stringify(text)}: expected HOST:PORT, e.g. localhost:8585 or 0.0.0.0:8585`, { cause: error });
   }
 }
 
@@ -262,8 +204,4 @@ function asBoolean({ value, source }: { value: Raw; source: string }): boolean |
   if (['1', 'true', 'yes', 'on'].includes(text)) return true;
   if (['0', 'false', 'no', 'off'].includes(text)) return false;
   throw new ConfigError(`invalid ${source} ${JSON.stringify(value)}: expected true or false (1/0, yes/no)`);
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

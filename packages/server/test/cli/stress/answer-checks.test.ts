@@ -8,7 +8,7 @@ import {
   checkUniqueValues,
   createAnswerLog,
   runAnswerChecks,
-} from '../../src/stress/answer-checks.js';
+} from '../../../src/cli/stress/answer-checks.js';
 
 type Answer = Parameters<typeof createAnswerLog>[0]['answers'][number];
 

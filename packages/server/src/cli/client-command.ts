@@ -1,19 +1,10 @@
 import { parseArgs } from 'node:util';
 import { createPrClient, isInvokeError, isPrClientError, type PrClient } from '@prserv/client';
-import { ConfigError, type ConfigFile, resolveClientSettings } from './config.js';
+import type { ConfigFile } from './config-file.js';
+import { ConfigError, UsageError } from './errors.js';
+import type { CliIo } from './io.js';
+import { resolveClientSettings } from './settings.js';
 import { runStressCommand } from './stress/stress-command.js';
-
-interface Io {
-  readonly env: Readonly<Record<string, string | undefined>>;
-  readonly stdout: NodeJS.WritableStream;
-  readonly stderr: NodeJS.WritableStream;
-}
-
-/** A command-line usage mistake: exit code 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-  readonly code = 'USAGE' as const;
-}
 
 const COMMAND_ARITY: Record<string, number> = {
   'get-pr': 3,
@@ -30,7 +21,7 @@ const COMMAND_ARITY: Record<string, number> = {
 const VALUE_OPTIONS = new Set(['--server', '--config', '--timeout', '--version', '--pkgarch', '--checksum']);
 
 /** Runs `prserv client …`; resolves with the exit code. */
-export async function runClientCommand(args: string[], io: Io, loadConfig: (path: string) => Promise<ConfigFile>): Promise<number> {
+export async function runClientCommand(args: string[], io: CliIo, loadConfig: (path: string) => Promise<ConfigFile>): Promise<number> {
   // `stress` has options of its own: it parses everything around the word itself.
   const stressAt = commandIndex(args);
   if (stressAt >= 0 && args[stressAt] === 'stress') {
@@ -71,7 +62,7 @@ export async function runClientCommand(args: string[], io: Io, loadConfig: (path
   try {
     client = createPrClient({ address: serverAddr, requestTimeoutMs: timeout, connectTimeoutMs: Math.min(timeout, 10_000) });
   } catch (error) {
-    throw new ConfigError((error as Error).message);
+    throw new ConfigError((error as Error).message, { cause: error });
   }
   const print = (json: unknown, text: string) => io.stdout.write(values.json ? `${JSON.stringify(json)}\n` : `${text}\n`);
   const [version = '', pkgarch = '', checksum = '', value = ''] = operands;

@@ -1,9 +1,57 @@
+import { parseArgs } from 'node:util';
 import { openPrStore, type PrStore } from '@prserv/core';
-import type { ServerSettings } from './config.js';
-import { errorChain } from './error-chain.js';
-import { createJsonLogger } from './logger.js';
-import { type RunningPrServer, startPrServer } from './pr-server.js';
-import { createUpstreamPool, type UpstreamPool } from './upstream-pool.js';
+import { errorChain } from '../daemon/error-policy.js';
+import { createJsonLogger } from '../daemon/logger.js';
+import { type RunningPrServer, startPrServer } from '../daemon/pr-server.js';
+import { createUpstreamPool, type UpstreamPool } from '../daemon/upstream-pool.js';
+import { loadConfigFile } from './config-file.js';
+import { UsageError } from './errors.js';
+import type { CliIo } from './io.js';
+import { resolveServerSettings, type ServerSettings } from './settings.js';
+
+/** `prserv server [options]`: resolves the settings, then runs the server until a signal. */
+export async function runServerCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      database: { type: 'string' },
+      bind: { type: 'string' },
+      'max-connections': { type: 'string' },
+      'batch-size': { type: 'string' },
+      'batch-wait': { type: 'string' },
+      'read-only': { type: 'boolean' },
+      nohist: { type: 'boolean' },
+      history: { type: 'boolean' },
+      'sync-mode': { type: 'string' },
+      config: { type: 'string' },
+      'log-level': { type: 'string' },
+      upstream: { type: 'string' },
+    },
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (values.nohist && values.history) throw new UsageError('--nohist and --history exclude each other');
+  const file = values.config ? await loadConfigFile(values.config) : undefined;
+  const settings = resolveServerSettings(
+    {
+      database: values.database,
+      bind: values.bind,
+      maxConnections: values['max-connections'],
+      batchSize: values['batch-size'],
+      batchWaitMs: values['batch-wait'],
+      readOnly: values['read-only'],
+      nohist: values.history ? false : values.nohist,
+      logLevel: values['log-level'],
+      syncMode: values['sync-mode'],
+      upstream: values.upstream,
+    },
+    io.env,
+    file,
+  );
+  return runServer(settings, io);
+}
+
 
 /**
  * Runs `prserv server` in the foreground: opens the store, listens, and on SIGTERM or SIGINT

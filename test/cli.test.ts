@@ -3,8 +3,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type CliResult, runCliProcess, type ServerProcess, startServerProcess } from '../../../test/support/cli-process.js';
-import { createEmbeddedFolder, createPostgresDatabase, type TestDatabase } from '../../../test/support/databases.js';
+import { type CliResult, runCliProcess, type ServerProcess, startServerProcess } from '@prserv/test-support';
+import { createEmbeddedFolder, createPostgresDatabase, type TestDatabase } from '@prserv/test-support';
 
 // End to end through the built CLI (`pnpm build` first). Most servers run on one PostgreSQL
 // database (fast to start); only the lock and restart tests use an embedded PGlite folder,
@@ -301,6 +301,16 @@ describe.concurrent('prserv client against a server on PostgreSQL', () => {
   it('answers ping readably and as JSON', async () => {
     expect(await ask(server, 'ping')).toBe(`alive (${server.address})`);
     expect(await askJson(server, 'ping')).toEqual({ alive: true });
+  });
+
+  it('runs client stress from the built CLI: one JSON report, every check held, exit 0', async () => {
+    const run = await client(server, 'stress', '--connections', '4', '--requests', '200', '--package-prefix', 'cli-stress', '--json');
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const report = JSON.parse(run.stdout) as { ok: boolean; requests: number; checks: { ok: boolean }[] };
+    expect(report).toMatchObject({ ok: true, requests: 200 });
+    expect(report.checks.length).toBeGreaterThan(0);
+    expect(report.checks.every((check) => check.ok)).toBe(true);
   });
 
   it('answers is-readonly readably and as JSON', async () => {

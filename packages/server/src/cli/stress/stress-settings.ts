@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { parseServerAddress, type ServerAddress } from '@prserv/client';
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../errors.js';
 import { formatCount } from './format-count.js';
 
 /**

@@ -165,7 +165,7 @@ class LogFacts {
 }
 
 /**
- * history-stable: in history mode a checksum's answer never changes (contract §4: a known
+ * history-stable: in history mode a checksum's answer never changes (docs/protocol.md §6.1: a known
  * checksum gets its first value). Not applicable in no-history mode, where a returning checksum
  * moves up when others were allocated since.
  */
@@ -201,7 +201,7 @@ function judgeHistoryStable(log: AnswerLog, facts: LogFacts): CheckResult {
 
 /**
  * unique-values: within a package no value goes to two checksums. Holds in both modes: every
- * freshly allocated value is above the package's greatest (contract §4).
+ * freshly allocated value is above the package's greatest (docs/protocol.md §6.5).
  */
 export function checkUniqueValues(log: AnswerLog): CheckResult {
   return judgeUniqueValues(log, new LogFacts(log));
@@ -359,7 +359,7 @@ function judgeReadBack(log: AnswerLog, facts: LogFacts): CheckResult {
 }
 
 /**
- * monotonic-in-time: answers agree with the order in which requests completed (contract §4:
+ * monotonic-in-time: answers agree with the order in which requests completed (docs/protocol.md §6.5:
  * results equal some one-at-a-time order consistent with real time). For a request that started
  * after other requests of its package had been answered:
  * - a checksum nobody had asked before gets a value above every one of those answers;

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPrStore, type PrEngine, type PrStore } from '@prserv/core';
 import { type RunningPrServer, startPrServer } from '@prserv/server';
-import { createPostgresDatabase, type TestDatabase } from '../../../test/support/databases.js';
-import { RawSocket } from '../../../test/support/raw-socket.js';
+import { createPostgresDatabase, type TestDatabase } from '@prserv/test-support';
+import { RawSocket } from '@prserv/test-support';
 
 describe('prserv server limits', () => {
   let database: TestDatabase;

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrClient } from '@prserv/client';
-import { STORE_KINDS, type TestDatabase } from '../../../test/support/databases.js';
-import { type ServerProcess, startServerProcess } from '../../../test/support/cli-process.js';
-import { RawSocket } from '../../../test/support/raw-socket.js';
+import { STORE_KINDS, type TestDatabase } from '@prserv/test-support';
+import { type ServerProcess, startServerProcess } from '@prserv/test-support';
+import { RawSocket } from '@prserv/test-support';
 
 describe.each(STORE_KINDS)('prserv server lifecycle on $kind', ({ kind, create }) => {
   let database: TestDatabase;

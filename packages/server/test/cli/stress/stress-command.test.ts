@@ -2,12 +2,11 @@ import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPrStore, type PrStore, type RevisionQuery } from '@prserv/core';
-import { runCli } from '../../src/cli-main.js';
-import { type RunningPrServer, startPrServer } from '../../src/pr-server.js';
-import { STRESS_JSON_KEYS } from '../../src/stress/run-stress.js';
-import { runStressCommand } from '../../src/stress/stress-command.js';
-import { runCliProcess } from '../../../../test/support/cli-process.js';
-import { createPostgresDatabase, type TestDatabase } from '../../../../test/support/databases.js';
+import { runCli } from '../../../src/cli/main.js';
+import { type RunningPrServer, startPrServer } from '../../../src/daemon/pr-server.js';
+import { STRESS_JSON_KEYS } from '../../../src/cli/stress/run-stress.js';
+import { runStressCommand } from '../../../src/cli/stress/stress-command.js';
+import { createPostgresDatabase, type TestDatabase } from '@prserv/test-support';
 
 /** A writable that keeps what it is given; `isTTY` as asked. */
 function capture(isTTY = false): Writable & { text: () => string; isTTY: boolean } {
@@ -108,9 +107,9 @@ describe('prserv client stress output', () => {
     await database?.drop();
   });
 
-  it('prints one JSON object with the documented keys from the built CLI, exit 0', async () => {
+  it('prints one JSON object with the documented keys, exit 0', async () => {
     const address = `127.0.0.1:${server.address.port}`;
-    const run = await runCliProcess(['client', 'stress', '--server', address, '--connections', '4', '--requests', '200', '--mode', 'nohist', '--json']);
+    const run = await cli('client', 'stress', '--server', address, '--connections', '4', '--requests', '200', '--mode', 'nohist', '--json');
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(run.stdout.trim().split('\n')).toHaveLength(1);

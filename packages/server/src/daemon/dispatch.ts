@@ -1,11 +1,4 @@
-import {
-  exportMetainfo,
-  isProtocolError,
-  isPrStoreError,
-  type PrEngine,
-  type PrRequest,
-  toWireRevision,
-} from '@prserv/core';
+import { exportMetainfo, type PrEngine, type PrRequest, toWireRevision } from '@prserv/core';
 
 /**
  * Which client generation a connection has shown itself to be. Modern clients (BitBake 2.10+)
@@ -27,7 +20,7 @@ export interface DispatchContext {
 /** A JSON response object. */
 export type ResponseBody = Record<string, unknown>;
 
-/** Answers one validated request. Throws engine errors; see {@link toInvokeErrorMessage}. */
+/** Answers one validated request. Throws engine errors; `classifyError` turns them into an answer. */
 export async function dispatchRequest(request: PrRequest, context: DispatchContext): Promise<ResponseBody> {
   const { engine } = context;
   switch (request.method) {
@@ -90,16 +83,6 @@ function noteGeneration(context: DispatchContext, history: boolean | undefined):
 
 function pick(request: { version: string; pkgarch: string; checksum: string }) {
   return { version: request.version, pkgarch: request.pkgarch, checksum: request.checksum };
-}
-
-/**
- * The one place errors become wire text: protocol and argument errors name the problem;
- * database errors say what failed without SQL or driver internals.
- */
-export function toInvokeErrorMessage(error: unknown): string {
-  if (isProtocolError(error)) return error.message;
-  if (isPrStoreError(error)) return error.message;
-  return 'internal server error';
 }
 
 /** The response BitBake's client turns into an `InvokeError`. */

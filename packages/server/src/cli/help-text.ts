@@ -1,4 +1,4 @@
-import { DEFAULT_SERVER_ADDR, ENV_NAMES, SERVER_DEFAULTS } from './config.js';
+import { DEFAULT_SERVER_ADDR, ENV_NAMES, SERVER_DEFAULTS } from './settings.js';
 import { STRESS_DEFAULTS } from './stress/stress-settings.js';
 
 /** The options of `prserv server`, each with its default and environment variable. */

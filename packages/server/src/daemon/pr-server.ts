@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { DEFAULT_MAX_MESSAGE_BYTES, type PrEngine } from '@prserv/core';
 import { ConnectionSession } from './connection-session.js';
-import { type ServerLogger, silentLogger } from './server-logger.js';
+import { type ServerLogger, silentLogger } from './logger.js';
 
 /** Options of {@link startPrServer}. */
 export interface PrServerOptions {

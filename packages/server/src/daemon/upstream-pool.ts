@@ -1,6 +1,6 @@
 import { createPrClient, formatServerAddress, parseServerAddress, type PrClient } from '@prserv/client';
 import type { ChecksumKey, PackageKey, UpstreamPrSource } from '@prserv/core';
-import type { ServerLogger } from './server-logger.js';
+import type { ServerLogger } from './logger.js';
 
 /** Options of {@link createUpstreamPool}. */
 export interface UpstreamPoolOptions {
@@ -69,7 +69,7 @@ export function createUpstreamPool(options: UpstreamPoolOptions): UpstreamPool {
 
   return {
     name,
-    // Upstream answers in no-history mode (contract §5): history is sent as false.
+    // Upstream answers in no-history mode (docs/protocol.md §7.1): history is sent as false.
     maxPackagePr: (key) => call('max-package-pr', key, (client) => client.maxPackagePr(key)),
     testPr: (key: ChecksumKey) => call('test-pr', key, (client) => client.testPr({ ...key, history: false })),
     async close() {

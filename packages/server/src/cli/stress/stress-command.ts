@@ -1,22 +1,18 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, type ConfigFile, resolveClientSettings } from '../config.js';
+import type { ConfigFile } from '../config-file.js';
+import { ConfigError } from '../errors.js';
+import type { CliIo } from '../io.js';
+import { resolveClientSettings } from '../settings.js';
 import { runStress, STRESS_JSON_KEYS, type StressReport, stressExitCode } from './run-stress.js';
 import { type StressMode, type StressOptions, type StressProgress } from './stress-settings.js';
 import { formatCount } from './format-count.js';
-
-/** Streams and environment of the command (the process's own in the CLI). */
-export interface StressIo {
-  readonly env: Readonly<Record<string, string | undefined>>;
-  readonly stdout: NodeJS.WritableStream;
-  readonly stderr: NodeJS.WritableStream;
-}
 
 /**
  * `prserv client stress [options]`: runs the load, prints the report (text, or one JSON object
  * with `--json`) and resolves with the exit code: 0 all checks hold and nothing failed, 1 a
  * check failed, 3 no check failed but requests did. Bad options throw (exit 2 in the CLI).
  */
-export async function runStressCommand(args: string[], io: StressIo, loadConfig: (path: string) => Promise<ConfigFile>): Promise<number> {
+export async function runStressCommand(args: string[], io: CliIo, loadConfig: (path: string) => Promise<ConfigFile>): Promise<number> {
   const options = await parseStressArgs(args, io.env, loadConfig);
   const progress = isTty(io.stderr) ? createProgressLine(io.stderr) : undefined;
   let report: StressReport;

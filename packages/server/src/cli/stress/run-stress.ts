@@ -169,7 +169,7 @@ async function readBackAnswers(
   }
   for (const version of versions) lines.push(`{"max-package-pr": {"version": "${version}", "pkgarch": "${settings.pkgarch}"}}\n`);
   // Legacy requests are served in the server's default mode; its export metainfo names it
-  // (PRMAIN_hist or PRMAIN_nohist, contract §2). A filter matching nothing keeps it small.
+  // (PRMAIN_hist or PRMAIN_nohist, docs/protocol.md §4.6). A filter matching nothing keeps it small.
   if (settings.mode === 'legacy') {
     lines.push(`{"export": {"version": "${versions[0]!}", "pkgarch": "${settings.pkgarch}", "checksum": "-", "colinfo": true}}\n`);
   }

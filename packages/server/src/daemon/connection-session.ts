@@ -1,19 +1,24 @@
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import {
   type DecodedFrame,
   encodeHeaders,
   encodeMessage,
   FrameDecoder,
-  isProtocolError,
-  isPrStoreError,
   parseRequest,
   PRSERV_PROTOCOL_NAME,
   PRSERV_PROTOCOL_VERSION,
   ProtocolError,
 } from '@prserv/core';
-import { type DispatchContext, dispatchRequest, invokeErrorBody, toInvokeErrorMessage } from './dispatch.js';
-import { errorChain } from './error-chain.js';
-import type { ServerLogger } from './server-logger.js';
+import { type DispatchContext, dispatchRequest, invokeErrorBody } from './dispatch.js';
+import { classifyError } from './error-policy.js';
+import type { ServerLogger } from './logger.js';
+
+/**
+ * The connection a session serves: a `net.Socket`, or any duplex stream (an in-memory pair in
+ * tests); the TCP-only calls are made when present.
+ */
+export type SessionSocket = Duplex & Partial<Pick<Socket, 'remoteAddress' | 'remotePort' | 'setNoDelay' | 'setKeepAlive'>>;
 
 /** What a session needs from its server. */
 export interface SessionOptions {
@@ -38,7 +43,7 @@ const LINGER_MS = 5_000;
  * a bad request reaches the store.
  */
 export class ConnectionSession {
-  readonly #socket: Socket;
+  readonly #socket: SessionSocket;
   readonly #options: SessionOptions;
   readonly #decoder: FrameDecoder;
   readonly #context: DispatchContext;
@@ -53,7 +58,7 @@ export class ConnectionSession {
   #ending = false;
   #draining = false;
 
-  constructor(socket: Socket, options: SessionOptions) {
+  constructor(socket: SessionSocket, options: SessionOptions) {
     this.#socket = socket;
     this.#options = options;
     this.#decoder = new FrameDecoder({ preamble: 'client-hello', maxMessageBytes: options.maxMessageBytes });
@@ -61,9 +66,9 @@ export class ConnectionSession {
     this.#peer = `${socket.remoteAddress}:${socket.remotePort}`;
     this.#logRequests = options.logger.isLevelEnabled?.('debug') ?? true;
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
-    socket.setNoDelay(true);
+    socket.setNoDelay?.(true);
     // Builders that vanish without a FIN (power loss, network cut) are noticed and dropped.
-    socket.setKeepAlive(true, 60_000);
+    socket.setKeepAlive?.(true, 60_000);
     socket.on('data', (chunk: Buffer) => this.#receive(chunk));
     socket.on('error', (error) => options.logger.debug({ peer: this.#peer, err: error.message }, 'connection error'));
     this.#handshakeTimer = setTimeout(() => {
@@ -175,21 +180,12 @@ export class ConnectionSession {
   /** Answers an invoke-error naming the problem, then closes the connection. */
   #refuse(error: unknown, method?: string): void {
     if (this.#ending) return;
-    const message = toInvokeErrorMessage(error);
-    const fields = { peer: this.#peer, method, code: errorCode(error), err: message };
-    if (isProtocolError(error) || (isPrStoreError(error) && error.code === 'INVALID_ARGUMENT')) {
-      this.#options.logger.info(fields, 'bad request refused');
-    } else if (
-      isPrStoreError(error) &&
-      (error.code === 'UPSTREAM_UNAVAILABLE' || error.code === 'DATABASE_UNAVAILABLE' || error.code === 'OVERLOADED')
-    ) {
-      this.#options.logger.warn({ ...fields, cause: errorChain(error).join(' <- ') }, 'request failed');
-    } else {
-      this.#options.logger.error({ ...fields, cause: errorChain(error).join(' <- ') }, 'request failed');
-    }
+    const { wireMessage, code, level, logMessage, causeChain } = classifyError(error);
+    const fields = { peer: this.#peer, method, code, err: wireMessage };
+    this.#options.logger[level](level === 'info' ? fields : { ...fields, cause: causeChain }, logMessage);
     // Also before the hello: there is no agreed framing yet, but a JSON line is what any asyncrpc
     // client reads, and it says why the connection ends.
-    this.#socket.write(encodeMessage(invokeErrorBody(message)));
+    this.#socket.write(encodeMessage(invokeErrorBody(wireMessage)));
     this.#end({ linger: true });
   }
 
@@ -209,9 +205,4 @@ export class ConnectionSession {
       this.#socket.end(() => this.#socket.destroy());
     }
   }
-}
-
-function errorCode(error: unknown): string | undefined {
-  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
-  return typeof code === 'string' ? code : undefined;
 }
