@@ -1,16 +1,19 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-const source = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url));
+const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
 export default defineConfig({
   resolve: {
-    alias: {
-      '@prserv/core': source('core'),
-      '@prserv/client': source('client'),
-      '@prserv/server': source('server'),
-      '@prserv/test-support': fileURLToPath(new URL('./test/support/index.ts', import.meta.url)),
-    },
+    // Tests run against the sources. Exact matches, so that `@prserv/core/protocol` is not taken
+    // for a file under `@prserv/core`'s entry.
+    alias: [
+      { find: /^@prserv\/core$/, replacement: here('./packages/core/src/index.ts') },
+      { find: /^@prserv\/core\/protocol$/, replacement: here('./packages/core/src/protocol/index.ts') },
+      { find: /^@prserv\/client$/, replacement: here('./packages/client/src/index.ts') },
+      { find: /^@prserv\/server$/, replacement: here('./packages/server/src/index.ts') },
+      { find: /^@prserv\/test-support$/, replacement: here('./test/support/index.ts') },
+    ],
   },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],

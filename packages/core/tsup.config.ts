@@ -1,8 +1,12 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts'],
+  // `protocol` is its own entry so that the client loads the codec without the database stack.
+  entry: { index: 'src/index.ts', protocol: 'src/protocol/index.ts' },
   format: ['esm', 'cjs'],
+  // Shared code goes to common chunks in both formats, so `instanceof ProtocolError` holds
+  // whichever entry created the error.
+  splitting: true,
   dts: true,
   sourcemap: true,
   clean: true,

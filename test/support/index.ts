@@ -4,3 +4,4 @@ export * from './cli-process.js';
 export * from './databases.js';
 export * from './raw-socket.js';
 export * from './in-process-server.js';
+export * from './duplex-pair.js';

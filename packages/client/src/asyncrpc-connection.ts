@@ -1,5 +1,5 @@
 import { connect as netConnect, type Socket } from 'node:net';
-import { type DecodedFrame, encodeClientHello, encodeMessage, FrameDecoder, isProtocolError } from '@prserv/core';
+import { type DecodedFrame, encodeClientHello, encodeMessage, FrameDecoder, isProtocolError } from '@prserv/core/protocol';
 import { PrClientError } from './client-errors.js';
 import type { ServerAddress } from './server-address.js';
 

@@ -1,4 +1,4 @@
-import { type ExportMetainfo, fromWireRevision } from '@prserv/core';
+import { type ExportMetainfo, fromWireRevision } from '@prserv/core/protocol';
 import { AsyncRpcConnection, type SocketFactory } from './asyncrpc-connection.js';
 import { InvokeError, PrClientError } from './client-errors.js';
 import { formatServerAddress, parseServerAddress, type ServerAddress } from './server-address.js';

@@ -55,21 +55,5 @@ export type { OpenPrStoreOptions, PrStore, PrStoreKind } from './store/open-pr-s
 export { PR_STORE_ERROR_CODES, PrStoreError, isPrStoreError } from './errors/pr-store-error.js';
 export type { PrStoreErrorCode } from './errors/pr-store-error.js';
 
-// asyncrpc codec
-export {
-  ASYNCRPC_MAX_CHUNK,
-  CHUNK_STREAM_KEY,
-  DEFAULT_MAX_MESSAGE_BYTES,
-  PRSERV_PROTOCOL_NAME,
-  PRSERV_PROTOCOL_VERSION,
-} from './protocol/constants.js';
-export { FrameDecoder } from './protocol/frame-decoder.js';
-export type { DecodedFrame, FrameDecoderOptions, FrameHeaders, FramePreamble } from './protocol/frame-decoder.js';
-export { encodeClientHello, encodeHeaders, encodeMessage, toAsciiJson } from './protocol/frame-encoder.js';
-export { PR_METHODS, isPrMethod, parseRequest } from './protocol/requests.js';
-export type { ChecksumParams, PackageParams, PrMethod, PrRequest } from './protocol/requests.js';
-export { PROTOCOL_ERROR_CODES, ProtocolError, isProtocolError } from './protocol/protocol-error.js';
-export type { ProtocolErrorCode } from './protocol/protocol-error.js';
-export { fromWireRevision, toWireRevision } from './protocol/wire-values.js';
-export { exportMetainfo } from './protocol/export-metainfo.js';
-export type { ColumnInfo, ExportMetainfo } from './protocol/export-metainfo.js';
+// asyncrpc codec (also the entry `@prserv/core/protocol`, which loads no database code)
+export * from './protocol/index.js';

@@ -1,5 +1,5 @@
 import { CHUNK_STREAM_KEY, DEFAULT_MAX_MESSAGE_BYTES } from './constants.js';
-import { ProtocolError } from './protocol-error.js';
+import { isProtocolError, ProtocolError } from './protocol-error.js';
 
 /**
  * What precedes the JSON messages on a connection:
@@ -40,7 +40,8 @@ const NEWLINE = 0x0a;
  * and keeps the partial rest. Messages come in either form BitBake uses: one JSON line, or a
  * `{"chunk-stream": null}` line followed by pieces and an empty line.
  *
- * After it throws a {@link ProtocolError} the decoder is spent: the connection must be closed.
+ * After a {@link ProtocolError} (thrown by `push`, returned by `decode`) the decoder is spent: the
+ * connection must be closed.
  */
 export class FrameDecoder {
   readonly #maxMessageBytes: number;
@@ -74,10 +75,21 @@ export class FrameDecoder {
     return this.#phase === 'messages' && this.#pendingBytes === 0;
   }
 
-  /** Decodes `chunk` and returns the frames it completed, in order. */
+  /** Decodes `chunk` and returns the frames it completed, in order; throws at invalid input. */
   push(chunk: Uint8Array): DecodedFrame[] {
+    const { frames, error } = this.decode(chunk);
+    if (error) throw error;
+    return frames;
+  }
+
+  /**
+   * Decodes `chunk` without throwing at invalid input: the frames completed before it, in order,
+   * and the error that ended decoding, if any. A server answers those frames before it refuses,
+   * so that a pipelined request is never left without its answer.
+   */
+  decode(chunk: Uint8Array): { frames: DecodedFrame[]; error?: ProtocolError } {
     if (this.#phase === 'failed') {
-      throw new ProtocolError('DECODER_FAILED', 'the connection already sent invalid data');
+      return { frames: [], error: new ProtocolError('DECODER_FAILED', 'the connection already sent invalid data') };
     }
     const frames: DecodedFrame[] = [];
     try {
@@ -96,7 +108,7 @@ export class FrameDecoder {
         const rest = chunk.subarray(start);
         this.#pendingBytes += rest.length;
         this.#checkLineSize(this.#pendingBytes);
-        // Copy: the caller may reuse its buffer once push() returns.
+        // Copy: the caller may reuse its buffer once decode() returns.
         this.#pending.push(rest.slice());
       }
     } catch (error) {
@@ -105,9 +117,10 @@ export class FrameDecoder {
       this.#pendingBytes = 0;
       this.#chunks = [];
       this.#headers = {};
-      throw error;
+      if (!isProtocolError(error)) throw error;
+      return { frames, error };
     }
-    return frames;
+    return { frames };
   }
 
   #takeLine(tail: Uint8Array): string {

@@ -57,7 +57,7 @@ export async function runServerCommand(args: string[], io: CliIo): Promise<numbe
  * Runs `prserv server` in the foreground: opens the store, listens, and on SIGTERM or SIGINT
  * drains and exits. Resolves with the exit code.
  */
-export async function runServer(settings: ServerSettings, io: { stderr: NodeJS.WritableStream }): Promise<number> {
+async function runServer(settings: ServerSettings, io: { stderr: NodeJS.WritableStream }): Promise<number> {
   const logger = createJsonLogger(settings.logLevel);
   if (settings.syncModeGiven) {
     logger.warn({}, '--sync-mode / PRSERV_SYNC_MODE is deprecated and ignored: it tuned sqlite, which prserv does not use');

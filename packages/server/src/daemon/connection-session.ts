@@ -52,18 +52,20 @@ export class ConnectionSession {
   readonly #handshakeTimer: NodeJS.Timeout;
   readonly #logRequests: boolean;
   #queued = 0;
-  /** Requests received and not yet being answered, oldest first. */
-  readonly #waiting: unknown[] = [];
+  /** Requests received and not yet being answered, oldest first; a refusal takes its turn too. */
+  readonly #waiting: (unknown | Refusal)[] = [];
   #answering = false;
   #ending = false;
   #draining = false;
+  /** Set once the input turned out bad: nothing after it is read. */
+  #refusing = false;
 
   constructor(socket: SessionSocket, options: SessionOptions) {
     this.#socket = socket;
     this.#options = options;
     this.#decoder = new FrameDecoder({ preamble: 'client-hello', maxMessageBytes: options.maxMessageBytes });
     this.#context = { ...options.context, generation: 'unknown' };
-    this.#peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.#peer = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'local';
     this.#logRequests = options.logger.isLevelEnabled?.('debug') ?? true;
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.setNoDelay?.(true);
@@ -78,9 +80,13 @@ export class ConnectionSession {
     socket.once('close', () => clearTimeout(this.#handshakeTimer));
   }
 
-  /** Stops taking requests: closes now when idle, else after the requests received are answered. */
+  /**
+   * Stops taking requests: closes now when idle, else after the requests already received are
+   * answered. Nothing more is read, so a client that keeps pipelining cannot hold the drain open.
+   */
   drain(): void {
     this.#draining = true;
+    this.#socket.pause();
     if (this.#queued === 0) this.#end({ linger: false });
   }
 
@@ -90,14 +96,8 @@ export class ConnectionSession {
   }
 
   #receive(chunk: Buffer): void {
-    if (this.#ending) return;
-    let frames: DecodedFrame[];
-    try {
-      frames = this.#decoder.push(chunk);
-    } catch (error) {
-      this.#refuse(error);
-      return;
-    }
+    if (this.#ending || this.#refusing) return;
+    const { frames, error } = this.#decoder.decode(chunk);
     for (const frame of frames) {
       if (this.#ending) return;
       if (frame.type === 'hello') {
@@ -105,6 +105,11 @@ export class ConnectionSession {
       } else if (frame.type === 'message') {
         this.#enqueue(frame.message);
       }
+    }
+    if (error) {
+      // In turn: the requests before the bad input are answered first, then the refusal.
+      this.#refusing = true;
+      this.#enqueue(new Refusal(error));
     }
   }
 
@@ -140,6 +145,11 @@ export class ConnectionSession {
 
   async #answer(message: unknown): Promise<void> {
     if (this.#ending) return;
+    if (message instanceof Refusal) {
+      this.#refuse(message.error);
+      this.#queued -= 1;
+      return;
+    }
     const started = this.#logRequests ? performance.now() : 0;
     let method = 'unknown';
     try {
@@ -161,7 +171,9 @@ export class ConnectionSession {
     } finally {
       this.#queued -= 1;
       if (this.#draining && this.#queued === 0) this.#end({ linger: false });
-      else if (this.#queued < MAX_QUEUED_REQUESTS && this.#socket.isPaused() && !this.#ending) this.#socket.resume();
+      else if (this.#queued < MAX_QUEUED_REQUESTS && this.#socket.isPaused() && !this.#ending && !this.#draining) {
+        this.#socket.resume();
+      }
     }
   }
 
@@ -205,4 +217,9 @@ export class ConnectionSession {
       this.#socket.end(() => this.#socket.destroy());
     }
   }
+}
+
+/** Bad input, waiting for its turn to be refused after the requests that came before it. */
+class Refusal {
+  constructor(readonly error: unknown) {}
 }

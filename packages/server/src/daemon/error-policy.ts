@@ -67,15 +67,19 @@ function disposition(
 }
 
 /**
- * The messages of an error and its causes, outermost first, without repeats: what an operator
- * needs to see on one line (e.g. "cannot open the store" ← "connect ECONNREFUSED …").
+ * The messages of an error and its causes, outermost first, each once: what an operator needs to
+ * see on one line (e.g. "cannot open the store" ← "connect ECONNREFUSED …"). A cause whose text
+ * an outer message already quotes is left out.
  */
 export function errorChain(error: unknown, depth = 4): string[] {
   const parts: string[] = [];
+  const seen = new Set<unknown>();
   let current: unknown = error;
-  while (current && parts.length < depth) {
+  // Walks at most `depth` causes and stops at one already seen: a cause chain can loop.
+  for (let step = 0; current && step < depth && !seen.has(current); step += 1) {
+    seen.add(current);
     const text = current instanceof Error ? current.message : String(current);
-    if (!parts.includes(text)) parts.push(text);
+    if (!parts.some((part) => part.includes(text))) parts.push(text);
     current = current instanceof Error ? current.cause : undefined;
   }
   return parts;

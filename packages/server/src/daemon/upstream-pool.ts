@@ -45,16 +45,20 @@ export function createUpstreamPool(options: UpstreamPoolOptions): UpstreamPool {
     busy: 0,
   }));
 
+  const logCalls = options.logger.isLevelEnabled?.('debug') ?? true;
+
   async function call<T>(method: string, key: PackageKey, work: (client: PrClient) => Promise<T>): Promise<T> {
     const member = members.reduce((best, candidate) => (candidate.busy < best.busy ? candidate : best));
     member.busy += 1;
     const started = performance.now();
     try {
       const result = await work(member.client);
-      options.logger.debug(
-        { upstream: name, method, version: key.version, pkgarch: key.pkgarch, result, ms: elapsed(started) },
-        'upstream call',
-      );
+      if (logCalls) {
+        options.logger.debug(
+          { upstream: name, method, version: key.version, pkgarch: key.pkgarch, result, ms: elapsed(started) },
+          'upstream call',
+        );
+      }
       return result;
     } catch (error) {
       options.logger.warn(

@@ -11,7 +11,7 @@ export interface QueryPassResult {
 }
 
 /** Attempts per request before it is given up. */
-export const QUERY_ATTEMPTS = 3;
+const QUERY_ATTEMPTS = 3;
 /** A connection that fails this many times in a row without an answer gives up. */
 const CONNECT_ATTEMPTS = 3;
 const RETRY_DELAY_MS = 50;

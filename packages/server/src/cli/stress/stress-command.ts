@@ -26,7 +26,7 @@ export async function runStressCommand(args: string[], io: CliIo, loadConfig: (p
 }
 
 /** Parses the options of `prserv client stress` (everything after the word `stress`). */
-export async function parseStressArgs(
+async function parseStressArgs(
   args: string[],
   env: Readonly<Record<string, string | undefined>>,
   loadConfig: (path: string) => Promise<ConfigFile>,
@@ -82,12 +82,12 @@ export async function parseStressArgs(
 }
 
 /** The `--json` object: exactly {@link STRESS_JSON_KEYS}. */
-export function stressJson(report: StressReport): Record<(typeof STRESS_JSON_KEYS)[number], unknown> {
+function stressJson(report: StressReport): Record<(typeof STRESS_JSON_KEYS)[number], unknown> {
   return Object.fromEntries(STRESS_JSON_KEYS.map((key) => [key, report[key]])) as Record<(typeof STRESS_JSON_KEYS)[number], unknown>;
 }
 
 /** The readable report: one block of settings, throughput, latency, errors and checks. */
-export function formatStressReport(report: StressReport): string {
+function formatStressReport(report: StressReport): string {
   const number = formatCount;
   const ms = (value: number) => (value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2));
   const servedMode = report.mode === 'legacy' ? ` (served as ${report.servedMode})` : '';

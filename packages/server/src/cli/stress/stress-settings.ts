@@ -8,7 +8,7 @@ import { formatCount } from './format-count.js';
  * `"history": true` / `false`; `legacy` as BitBake before 2.10, without `history` (integer
  * answers, served in the server's default mode).
  */
-export const STRESS_MODES = ['history', 'nohist', 'legacy'] as const;
+const STRESS_MODES = ['history', 'nohist', 'legacy'] as const;
 /** One of {@link STRESS_MODES}. */
 export type StressMode = (typeof STRESS_MODES)[number];
 
@@ -24,7 +24,7 @@ export const STRESS_DEFAULTS = {
 } as const;
 
 /** Bounds of the numeric settings (the answer log is preallocated: requests bound memory). */
-export const STRESS_LIMITS = {
+const STRESS_LIMITS = {
   connections: 4096,
   requests: 10_000_000,
   durationS: 86_400,
