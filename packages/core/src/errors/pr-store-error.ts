@@ -35,8 +35,12 @@ export function isPrStoreError(value: unknown): value is PrStoreError {
 const SYSTEM_ERROR_CODE = /^E[A-Z]+$/;
 /** A SQLSTATE: the server answered, and said why in five characters. */
 const SQLSTATE = /^[0-9A-Z]{5}$/;
-/** SQLSTATE classes of a server that cannot serve now: 08 connection exception, 57P operator intervention (shutdown, restart). */
-const UNAVAILABLE_SQLSTATE_CLASSES = ['08', '57P'];
+/**
+ * SQLSTATE classes of a server that cannot serve now, whatever the request: 08 connection
+ * exception, 53 insufficient resources (too many connections, out of memory, disk full), 57P
+ * operator intervention (shutdown, restart).
+ */
+const UNAVAILABLE_SQLSTATE_CLASSES = ['08', '53', '57P'];
 
 /**
  * True when a driver error means the database could not be reached or could not answer (worth a
@@ -50,6 +54,7 @@ const UNAVAILABLE_SQLSTATE_CLASSES = ['08', '57P'];
  * - anything else (a `TypeError`, a `RangeError`…) is a bug, not an outage.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
+  if (error instanceof PrStoreError) return error.code === 'DATABASE_UNAVAILABLE';
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
   if ('syscall' in error || (typeof code === 'string' && SYSTEM_ERROR_CODE.test(code))) return true;
