@@ -7,7 +7,8 @@ export default defineConfig({
   // Shared code goes to common chunks in both formats, so `instanceof ProtocolError` holds
   // whichever entry created the error.
   splitting: true,
-  dts: true,
+  // tsup 8 sets baseUrl for its declaration build, which TypeScript 6 deprecates.
+  dts: { compilerOptions: { ignoreDeprecations: '6.0' } },
   sourcemap: true,
   clean: true,
   target: 'node20',

@@ -7,6 +7,7 @@ export const PR_STORE_ERROR_CODES = [
   'DATABASE_ERROR',
   'UPSTREAM_UNAVAILABLE',
   'OVERLOADED',
+  'DRIVER_MISSING',
 ] as const;
 
 /** One of {@link PR_STORE_ERROR_CODES}. */

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { CompiledQuery, Kysely, PGliteDialect, PostgresDialect } from 'kysely';
+import { CompiledQuery, Kysely, PostgresDialect } from 'kysely';
 import { PrStoreError } from '../errors/pr-store-error.js';
 import { migrateToLatest } from '../engine/migrations.js';
 import type { CoalescingOptions } from '../engine/coalesce-revision-queries.js';
@@ -8,6 +8,7 @@ import { createPrEngine, type PrEngine, type PrEngineOptions, type UpstreamPrSou
 import { REQUEST_PATH_SETTINGS, REQUEST_PATH_STATEMENTS } from '../engine/revision-statements.js';
 import type { PrDatabase } from '../engine/schema.js';
 import { preparedStatementClient } from './prepared-statement-client.js';
+import { PgliteDialect } from './pglite-dialect.js';
 import { preparedStatementPglite } from './prepared-statement-pglite.js';
 import { acquireStoreLock, type StoreLock } from './store-lock.js';
 
@@ -126,7 +127,7 @@ interface OpenedDatabase {
 
 async function openPostgres(url: string, poolSize: number, options: OpenPrStoreOptions): Promise<OpenedDatabase> {
   // Loaded on demand so that users of the embedded store (or of the codec alone) never load pg.
-  const { default: pg } = await import('pg');
+  const { default: pg } = await importDriver(() => import('pg'), 'pg', 'a PostgreSQL database');
   const statementTimeout = options.statementTimeoutMs ?? 30_000;
   const pool = new pg.Pool({
     connectionString: url,
@@ -174,11 +175,11 @@ async function openEmbedded(folder: string): Promise<OpenedDatabase> {
   }
   const lock: StoreLock = await acquireStoreLock(join(location, 'prserv.lock'));
   try {
-    const { PGlite } = await import('@electric-sql/pglite');
+    const { PGlite } = await importDriver(() => import('@electric-sql/pglite'), '@electric-sql/pglite', 'the embedded store');
     const pglite = await PGlite.create(join(location, 'pgdata'));
     await pglite.exec(REQUEST_PATH_SETTINGS);
     const prepared = preparedStatementPglite(pglite, REQUEST_PATH_STATEMENTS);
-    const db = new Kysely<PrDatabase>({ dialect: new PGliteDialect({ pglite: prepared.pglite }) });
+    const db = new Kysely<PrDatabase>({ dialect: new PgliteDialect(prepared.pglite) });
     const close = async () => {
       try {
         await db.destroy();
@@ -190,7 +191,22 @@ async function openEmbedded(folder: string): Promise<OpenedDatabase> {
     return { kind: 'embedded', location, db, afterMigration: prepared.prepare, close };
   } catch (cause) {
     await lock.release();
+    if (cause instanceof PrStoreError) throw cause;
     throw new PrStoreError('DATABASE_ERROR', `cannot open the embedded store in ${location}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/**
+ * Loads an optional peer dependency. Each store needs its own driver and neither is installed with
+ * `@prserv/core` itself, so a missing one is named, with what to install.
+ */
+async function importDriver<T>(load: () => Promise<T>, name: string, purpose: string): Promise<T> {
+  try {
+    return await load();
+  } catch (cause) {
+    const code = (cause as { code?: unknown } | null)?.code;
+    if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') throw cause;
+    throw new PrStoreError('DRIVER_MISSING', `${purpose} needs the npm package "${name}": install it next to @prserv/core (npm install ${name})`, { cause });
   }
 }
 

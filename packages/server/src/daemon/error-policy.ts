@@ -43,6 +43,7 @@ const STORE_ERROR_LEVEL: Record<PrStoreErrorCode, ErrorLogLevel> = {
   STORE_LOCKED: 'error',
   STORE_CLOSED: 'error',
   DATABASE_ERROR: 'error',
+  DRIVER_MISSING: 'error',
 };
 
 /**

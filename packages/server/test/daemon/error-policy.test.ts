@@ -24,6 +24,7 @@ const expectedStoreLogLine: Record<PrStoreErrorCode, LogLine> = {
   STORE_LOCKED: needsAnOperator,
   STORE_CLOSED: needsAnOperator,
   DATABASE_ERROR: needsAnOperator,
+  DRIVER_MISSING: needsAnOperator,
 };
 
 /** What a driver error looks like: its message quotes the statement. */
