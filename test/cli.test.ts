@@ -1,8 +1,8 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type CliResult, runCliProcess, type ServerProcess, startServerProcess } from '@prserv/test-support';
 import { createEmbeddedFolder, createPostgresDatabase, type TestDatabase } from '@prserv/test-support';
 
@@ -199,9 +199,83 @@ describe.concurrent('bad settings', () => {
     expectRefused(await runCliProcess(['client', 'ping'], { PRSERV_SERVER_ADDR: 'nonsense' }), 'PRSERV_SERVER_ADDR');
   });
 
+  it.each([
+    [['server', '--bogus'], "prserv: unknown option --bogus (see 'prserv server --help')"],
+    [['server', '--database'], "prserv: option --database needs a value (see 'prserv server --help')"],
+    [['server', '--database', '--bind', '127.0.0.1:0'], "prserv: option --database needs a value (see 'prserv server --help')"],
+    [['server', '--read-only=yes'], "prserv: option --read-only takes no value (see 'prserv server --help')"],
+    [['server', 'extra'], `prserv: unexpected argument "extra" (see 'prserv server --help')`],
+    [['client', '--bogus', 'ping'], "prserv: unknown option --bogus (see 'prserv client --help')"],
+    [['client', 'stress', '--bogus'], "prserv: unknown option --bogus (see 'prserv client stress --help')"],
+  ])('refuses %j with exactly: %s', async (args, message) => {
+    const result = await runCliProcess(args);
+    expect(result).toMatchObject({ code: 2, stderr: `${message}\n`, stdout: '' });
+  });
+
+  it('refuses a database URL of another scheme, naming the accepted forms, and creates no folder', async () => {
+    const cwd = await mkdtemp(join(workDir, 'scheme-'));
+    const result = await runCliProcess(['server', '--database', 'pg://db.example/prserv', '--bind', '127.0.0.1:0'], {}, { cwd });
+    expectRefused(result, '"pg://"');
+    expect(result.stderr).toContain('postgres://');
+    expect(await readdir(cwd)).toEqual([]);
+  });
+
+  it('refuses import-one with a value that is not a revision before sending anything', async () => {
+    // Nothing listens on port 1: a request sent would fail with exit code 1, not 2.
+    const result = await runCliProcess(['client', '--server', '127.0.0.1:1', 'import-one', '1.0', 'core2-64', 'c1', 'notanumber']);
+    expectRefused(result, '"notanumber"');
+  });
+
   it('refuses a client command with the wrong number of arguments with exit code 2', async () => {
     expectRefused(await runCliProcess(['client', 'get-pr', '1.0', 'core2-64']), 'get-pr');
     expectRefused(await runCliProcess(['client', 'frobnicate']), 'frobnicate');
+  });
+});
+
+describe('prserv server start-up and shutdown', () => {
+  it('reports a port in use before creating an embedded store, and leaves no folder behind', async () => {
+    const occupied = createServer();
+    await new Promise<void>((resolve) => occupied.listen(0, '127.0.0.1', resolve));
+    const { port } = occupied.address() as { port: number };
+    const folder = join(workDir, 'never-created');
+    try {
+      const result = await runCliProcess(['server', '--database', folder, '--bind', `127.0.0.1:${port}`]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe(`prserv: cannot listen on 127.0.0.1:${port}: listen EADDRINUSE: address already in use 127.0.0.1:${port}\n`);
+      await expect(stat(folder)).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      await new Promise((resolve) => occupied.close(resolve));
+    }
+  });
+
+  it('prints the cause of a failed start once', async () => {
+    // A file where the store's folder should be.
+    const file = await writeConfig('not-a-folder', 'x');
+    const result = await runCliProcess(['server', '--database', file, '--bind', '127.0.0.1:0']);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(result.stderr.match(/EEXIST/g)).toHaveLength(1);
+  });
+
+  it('warns when it listens beyond loopback, and only then', async () => {
+    const isWarning = (line: Record<string, unknown>) => String(line.msg).startsWith('listening on a non-loopback address');
+    const everywhere = await startServer({ args: ['--bind', '0.0.0.0:0'] });
+    // The warning follows the "prserv listening" line that startServer waits for.
+    await vi.waitFor(() => expect(everywhere.logs.find(isWarning)).toMatchObject({ level: 40, bind: expect.stringMatching(/^0\.0\.0\.0:\d+$/) }));
+    const loopback = await startServer();
+    await loopback.stop();
+    expect(loopback.logs.some(isWarning)).toBe(false);
+  });
+
+  it('exits as soon as it has logged "stopped" after SIGTERM', async () => {
+    const server = await startServerProcess({ database: db.url });
+    const code = await server.stop('SIGTERM');
+    const exitedAt = Date.now();
+    expect(code).toBe(0);
+    const stopped = server.logs.find((line) => line.msg === 'stopped');
+    expect(stopped).toBeDefined();
+    // Generous for a loaded machine; the process used to linger for seconds after this line.
+    expect(exitedAt - Date.parse(String(stopped!.time))).toBeLessThan(1_500);
   });
 });
 

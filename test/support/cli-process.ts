@@ -125,11 +125,16 @@ export interface CliResult {
 }
 
 /** Runs `prserv <args>` to completion. */
-export function runCliProcess(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<CliResult> {
+export function runCliProcess(
+  args: readonly string[],
+  env: Readonly<Record<string, string>> = {},
+  options: { readonly cwd?: string } = {},
+): Promise<CliResult> {
   assertBuilt();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI_PATH, ...args], {
       env: { ...cleanEnv(), ...env },
+      cwd: options.cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

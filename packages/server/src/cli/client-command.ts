@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util';
 import { createPrClient, isInvokeError, isPrClientError, type PrClient } from '@prserv/client';
+import { isRevision } from '@prserv/core';
+import { checkCommandArguments } from './arguments.js';
 import type { ConfigFile } from './config-file.js';
 import { ConfigError, UsageError } from './errors.js';
 import type { CliIo } from './io.js';
@@ -17,8 +19,25 @@ const COMMAND_ARITY: Record<string, number> = {
   'is-readonly': 0,
 };
 
-/** Options of `prserv client` that take a value (so that their value is not taken for the command). */
-const VALUE_OPTIONS = new Set(['--server', '--config', '--timeout', '--version', '--pkgarch', '--checksum']);
+/** Options of `prserv client` commands other than `stress`. */
+const CLIENT_OPTIONS = {
+  server: { type: 'string' },
+  config: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  timeout: { type: 'string' },
+  history: { type: 'boolean', default: false },
+  version: { type: 'string' },
+  pkgarch: { type: 'string' },
+  checksum: { type: 'string' },
+  colinfo: { type: 'boolean', default: false },
+} as const;
+
+/** Options that take a value (so that their value is not taken for the command). */
+const VALUE_OPTIONS = new Set(
+  Object.entries(CLIENT_OPTIONS)
+    .filter(([, option]) => option.type === 'string')
+    .map(([name]) => `--${name}`),
+);
 
 /** Runs `prserv client …`; resolves with the exit code. */
 export async function runClientCommand(args: string[], io: CliIo, loadConfig: (path: string) => Promise<ConfigFile>): Promise<number> {
@@ -27,22 +46,8 @@ export async function runClientCommand(args: string[], io: CliIo, loadConfig: (p
   if (stressAt >= 0 && args[stressAt] === 'stress') {
     return runStressCommand([...args.slice(0, stressAt), ...args.slice(stressAt + 1)], io, loadConfig);
   }
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      server: { type: 'string' },
-      config: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      timeout: { type: 'string' },
-      history: { type: 'boolean', default: false },
-      version: { type: 'string' },
-      pkgarch: { type: 'string' },
-      checksum: { type: 'string' },
-      colinfo: { type: 'boolean', default: false },
-    },
-  });
+  checkCommandArguments(args, CLIENT_OPTIONS, 'client', true);
+  const { values, positionals } = parseArgs({ args, options: CLIENT_OPTIONS, strict: true, allowPositionals: true });
   const [command, ...operands] = positionals;
   if (!command) throw new UsageError('missing command (stress, get-pr, test-pr, test-package, max-package-pr, import-one, export, ping, is-readonly)');
   const arity = COMMAND_ARITY[command];
@@ -52,6 +57,10 @@ export async function runClientCommand(args: string[], io: CliIo, loadConfig: (p
   }
   if (command !== 'export' && (values.version || values.pkgarch || values.checksum || values.colinfo)) {
     throw new UsageError('--version, --pkgarch, --checksum and --colinfo belong to export');
+  }
+  if (command === 'import-one' && !isRevision(operands[3]!)) {
+    // Refused here, before anything is sent: the server would refuse it too, with less context.
+    throw new UsageError(`import-one: VALUE must be a revision such as 3 or 1.2, got ${JSON.stringify(operands[3])}`);
   }
   const timeout = values.timeout === undefined ? 30_000 : Number(values.timeout);
   if (!Number.isInteger(timeout) || timeout <= 0) throw new ConfigError(`invalid --timeout ${JSON.stringify(values.timeout)}: expected milliseconds`);

@@ -3,10 +3,13 @@ import { STRESS_DEFAULTS } from './stress/stress-settings.js';
 
 /** The options of `prserv server`, each with its default and environment variable. */
 const SERVER_OPTIONS = `  --database URL|PATH    postgres:// or postgresql:// URL: PostgreSQL (durable; safe for many
-                         replicas on one database). Anything else: folder of the embedded store
+                         replicas on one database). A path: folder of the embedded store
                          (PGlite; one process only; survives kill -9 but not power loss).
+                         Any other scheme:// is refused.
                          Default: ${SERVER_DEFAULTS.database}   env: ${ENV_NAMES.database}
-  --bind HOST:PORT       address to listen on; [v6]:PORT for IPv6; 0.0.0.0:8585 for all IPv4.
+  --bind HOST:PORT       address to listen on; [v6]:PORT for IPv6; 0.0.0.0:8585 or :8585 for
+                         all IPv4 interfaces (a warning is logged off loopback: anyone who
+                         can reach the port may allocate).
                          Default: ${SERVER_DEFAULTS.bind_addr}   env: ${ENV_NAMES.bind_addr}
   --max-connections N    most PostgreSQL connections this server opens (its pool size).
                          Default: ${SERVER_DEFAULTS.max_connections}   env: ${ENV_NAMES.max_connections}

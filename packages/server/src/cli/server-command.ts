@@ -1,36 +1,36 @@
+import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { openPrStore, type PrStore } from '@prserv/core';
 import { errorChain } from '../daemon/error-policy.js';
 import { createJsonLogger } from '../daemon/logger.js';
 import { type RunningPrServer, startPrServer } from '../daemon/pr-server.js';
 import { createUpstreamPool, type UpstreamPool } from '../daemon/upstream-pool.js';
+import { checkCommandArguments } from './arguments.js';
 import { loadConfigFile } from './config-file.js';
 import { UsageError } from './errors.js';
 import type { CliIo } from './io.js';
 import { resolveServerSettings, type ServerSettings } from './settings.js';
 
+/** Options of `prserv server`. */
+const SERVER_OPTIONS = {
+  database: { type: 'string' },
+  bind: { type: 'string' },
+  'max-connections': { type: 'string' },
+  'batch-size': { type: 'string' },
+  'batch-wait': { type: 'string' },
+  'read-only': { type: 'boolean' },
+  nohist: { type: 'boolean' },
+  history: { type: 'boolean' },
+  'sync-mode': { type: 'string' },
+  config: { type: 'string' },
+  'log-level': { type: 'string' },
+  upstream: { type: 'string' },
+} as const;
+
 /** `prserv server [options]`: resolves the settings, then runs the server until a signal. */
 export async function runServerCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      database: { type: 'string' },
-      bind: { type: 'string' },
-      'max-connections': { type: 'string' },
-      'batch-size': { type: 'string' },
-      'batch-wait': { type: 'string' },
-      'read-only': { type: 'boolean' },
-      nohist: { type: 'boolean' },
-      history: { type: 'boolean' },
-      'sync-mode': { type: 'string' },
-      config: { type: 'string' },
-      'log-level': { type: 'string' },
-      upstream: { type: 'string' },
-    },
-  });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  checkCommandArguments(args, SERVER_OPTIONS, 'server', false);
+  const { values } = parseArgs({ args, options: SERVER_OPTIONS, strict: true, allowPositionals: false });
   if (values.nohist && values.history) throw new UsageError('--nohist and --history exclude each other');
   const file = values.config ? await loadConfigFile(values.config) : undefined;
   const settings = resolveServerSettings(
@@ -61,6 +61,13 @@ async function runServer(settings: ServerSettings, io: { stderr: NodeJS.Writable
   const logger = createJsonLogger(settings.logLevel);
   if (settings.syncModeGiven) {
     logger.warn({}, '--sync-mode / PRSERV_SYNC_MODE is deprecated and ignored: it tuned sqlite, which prserv does not use');
+  }
+  // Before the store: a new embedded store takes seconds to create and would be left behind.
+  try {
+    await checkPortFree(settings.host, settings.port);
+  } catch (error) {
+    io.stderr.write(`prserv: cannot listen on ${settings.host}:${settings.port}: ${describe(error)}\n`);
+    return 1;
   }
   const upstream: UpstreamPool | undefined = settings.upstream
     ? createUpstreamPool({ address: settings.upstream, logger })
@@ -113,6 +120,12 @@ async function runServer(settings: ServerSettings, io: { stderr: NodeJS.Writable
     },
     'prserv listening',
   );
+  if (!isLoopback(server.address.host)) {
+    logger.warn(
+      { bind: `${server.address.host}:${server.address.port}` },
+      'listening on a non-loopback address: every host that can reach this port may allocate PRs',
+    );
+  }
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -138,6 +151,21 @@ async function runServer(settings: ServerSettings, io: { stderr: NodeJS.Writable
     process.on('SIGTERM', (signal) => void stop(signal));
     process.on('SIGINT', (signal) => void stop(signal));
   });
+}
+
+/** Fails as listening would (EADDRINUSE, EACCES, EADDRNOTAVAIL) without keeping the port. */
+async function checkPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen({ host, port, exclusive: true }, () => resolve());
+  });
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+}
+
+function isLoopback(address: string): boolean {
+  return address === '::1' || /^(::ffff:)?127\./.test(address);
 }
 
 function describe(error: unknown): string {

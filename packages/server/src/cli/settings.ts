@@ -1,4 +1,4 @@
-import { DEFAULT_COALESCER_BOUNDS, DEFAULT_EMBEDDED_PATH, DEFAULT_POOL_SIZE } from '@prserv/core';
+import { DEFAULT_COALESCER_BOUNDS, DEFAULT_EMBEDDED_PATH, DEFAULT_POOL_SIZE, isPostgresUrl } from '@prserv/core';
 import { parseServerAddress } from '@prserv/client';
 import { DEFAULT_PORT } from '../daemon/pr-server.js';
 import { LOG_LEVELS, type LogLevel } from '../daemon/logger.js';
@@ -93,7 +93,9 @@ export function resolveServerSettings(
     return { value: undefined, source: 'default' };
   };
 
-  const database = asString(pick(flags.database, 'database', 'database')) ?? SERVER_DEFAULTS.database;
+  const databaseSetting = pick(flags.database, 'database', 'database');
+  const database = asString(databaseSetting) ?? SERVER_DEFAULTS.database;
+  checkDatabase(database, databaseSetting.source);
   const bindSetting = pick(flags.bind, 'bind_addr', 'bind_addr');
   const { host, port } = parseBind(asString(bindSetting) ?? SERVER_DEFAULTS.bind_addr, bindSetting.source);
   const maxSetting = pick(flags.maxConnections, 'max_connections', 'max_connections');
@@ -117,7 +119,6 @@ export function resolveServerSettings(
   const syncModeGiven = pick(flags.syncMode, 'sync_mode', 'sync_mode').value !== undefined;
   const batchSize = asPositiveInteger(pick(flags.batchSize, 'batch_size', 'batch_size')) ?? SERVER_DEFAULTS.batch_size;
   const batchWaitMs = asWholeNumber(pick(flags.batchWaitMs, 'batch_wait_ms', 'batch_wait_ms')) ?? SERVER_DEFAULTS.batch_wait_ms;
-  if (database.trim() === '') throw new ConfigError('invalid database: must not be empty');
   return {
     database,
     host,
@@ -131,6 +132,20 @@ export function resolveServerSettings(
     batchSize,
     batchWaitMs,
   };
+}
+
+/**
+ * A database is a PostgreSQL URL or a folder of the embedded store. Any other `scheme://` is a
+ * mistake (pg://, postgress://, file://…) that would otherwise quietly become a folder named after it.
+ */
+function checkDatabase(database: string, source: string): void {
+  if (database.trim() === '') throw new ConfigError(`invalid ${source}: must not be empty`);
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(database)?.[1];
+  if (scheme !== undefined && !isPostgresUrl(database)) {
+    throw new ConfigError(
+      `invalid ${source}: "${scheme}://" is not a database URL prserv knows; give postgres://… or postgresql://… for PostgreSQL, or a folder path for the embedded store`,
+    );
+  }
 }
 
 /** Resolves the client's server address: flag > environment > config file > default. */

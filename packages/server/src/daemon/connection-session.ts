@@ -5,6 +5,7 @@ import {
   encodeHeaders,
   encodeMessage,
   FrameDecoder,
+  isPrMethod,
   parseRequest,
   PRSERV_PROTOCOL_NAME,
   PRSERV_PROTOCOL_VERSION,
@@ -151,10 +152,10 @@ export class ConnectionSession {
       return;
     }
     const started = this.#logRequests ? performance.now() : 0;
-    let method = 'unknown';
+    // Named before parsing, so that a request refused for its parameters is logged with its method.
+    const method = methodOf(message);
     try {
       const request = parseRequest(message);
-      method = request.method;
       const response = await dispatchRequest(request, this.#context);
       if (this.#ending) return;
       const flushed = this.#socket.write(encodeMessage(response));
@@ -217,6 +218,13 @@ export class ConnectionSession {
       this.#socket.end(() => this.#socket.destroy());
     }
   }
+}
+
+/** The method a message asks for, as far as one can tell before parsing it; `unknown` if none. */
+function methodOf(message: unknown): string {
+  if (typeof message !== 'object' || message === null || Array.isArray(message)) return 'unknown';
+  const keys = Object.keys(message);
+  return keys.length === 1 && isPrMethod(keys[0]!) ? keys[0]! : 'unknown';
 }
 
 /** Bad input, waiting for its turn to be refused after the requests that came before it. */

@@ -377,21 +377,30 @@ describe('ConnectionSession pipelining', () => {
 
 describe('ConnectionSession bad requests', () => {
   it.each([
-    ['an unknown method', request('get-everything', {}), 'unknown method "get-everything"', 'UNKNOWN_METHOD'],
+    ['an unknown method', request('get-everything', {}), 'unknown method "get-everything"', 'UNKNOWN_METHOD', 'unknown'],
     [
       'a missing parameter',
       request('get-pr', { version: '1.0-r0', pkgarch: 'core2-64', history: false }),
       'get-pr: missing parameter "checksum"',
       'INVALID_PARAMS',
+      'get-pr',
     ],
     [
       'an ill-typed parameter',
       request('get-pr', { version: '1.0-r0', pkgarch: 'core2-64', checksum: 7 }),
       'get-pr: parameter "checksum" must be a string, got number 7',
       'INVALID_PARAMS',
+      'get-pr',
     ],
-    ['malformed JSON', '{"get-pr": {\n', 'message is not valid JSON: "{\\"get-pr\\": {"', 'MALFORMED_MESSAGE'],
-  ])('refuses %s with an invoke-error naming it, then ends without answering more', async (_, bad, message, code) => {
+    [
+      'an empty version',
+      request('test-pr', { version: '', pkgarch: 'core2-64', checksum: 'c', history: false }),
+      'test-pr: parameter "version" must not be empty',
+      'INVALID_PARAMS',
+      'test-pr',
+    ],
+    ['malformed JSON', '{"get-pr": {\n', 'message is not valid JSON: "{\\"get-pr\\": {"', 'MALFORMED_MESSAGE', undefined],
+  ])('refuses %s with an invoke-error naming it, then ends without answering more', async (_, bad, message, code, method) => {
     const { engine, calls, call } = createControlledEngine();
     const { client, reader, logger } = openSession(engine);
     const valid = request('test-package', { version: '1.0-r0', pkgarch: 'core2-64' });
@@ -405,7 +414,7 @@ describe('ConnectionSession bad requests', () => {
     expect(calls).toHaveLength(1);
     // A client's mistake leaves the server fine: info, not warn or error.
     expect(logger.at('info')).toEqual([
-      { level: 'info', message: 'bad request refused', fields: expect.objectContaining({ code, err: message }) },
+      { level: 'info', message: 'bad request refused', fields: expect.objectContaining({ code, err: message, method }) },
     ]);
     expect([...logger.at('warn'), ...logger.at('error')]).toEqual([]);
   });

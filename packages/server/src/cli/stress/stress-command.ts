@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { checkCommandArguments } from '../arguments.js';
 import type { ConfigFile } from '../config-file.js';
 import { ConfigError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -6,6 +7,21 @@ import { resolveClientSettings } from '../settings.js';
 import { runStress, STRESS_JSON_KEYS, type StressReport, stressExitCode } from './run-stress.js';
 import { type StressMode, type StressOptions, type StressProgress } from './stress-settings.js';
 import { formatCount } from './format-count.js';
+
+/** Options of `prserv client stress`. */
+const STRESS_OPTIONS = {
+  server: { type: 'string', multiple: true },
+  config: { type: 'string' },
+  connections: { type: 'string' },
+  requests: { type: 'string' },
+  duration: { type: 'string' },
+  'new-ratio': { type: 'string' },
+  packages: { type: 'string' },
+  mode: { type: 'string' },
+  'package-prefix': { type: 'string' },
+  pkgarch: { type: 'string' },
+  json: { type: 'boolean', default: false },
+} as const;
 
 /**
  * `prserv client stress [options]`: runs the load, prints the report (text, or one JSON object
@@ -31,24 +47,8 @@ async function parseStressArgs(
   env: Readonly<Record<string, string | undefined>>,
   loadConfig: (path: string) => Promise<ConfigFile>,
 ): Promise<StressOptions & { readonly json: boolean }> {
-  const { values } = parseArgs({
-    args,
-    allowPositionals: false,
-    strict: true,
-    options: {
-      server: { type: 'string', multiple: true },
-      config: { type: 'string' },
-      connections: { type: 'string' },
-      requests: { type: 'string' },
-      duration: { type: 'string' },
-      'new-ratio': { type: 'string' },
-      packages: { type: 'string' },
-      mode: { type: 'string' },
-      'package-prefix': { type: 'string' },
-      pkgarch: { type: 'string' },
-      json: { type: 'boolean', default: false },
-    },
-  });
+  checkCommandArguments(args, STRESS_OPTIONS, 'client stress', false);
+  const { values } = parseArgs({ args, options: STRESS_OPTIONS, strict: true, allowPositionals: false });
   const file = values.config ? await loadConfig(values.config) : undefined;
   // Each address is checked as the other client commands check theirs; none given: the same default.
   const servers = (values.server ?? [undefined]).map((server) => resolveClientSettings(server, env, file).serverAddr);
