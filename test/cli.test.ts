@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -580,6 +580,26 @@ describe('prserv server on the embedded store', () => {
     await again?.stop();
     await folder?.drop();
   });
+
+  it('creates a new store from the template the build packs, replacing a half-unpacked one', async () => {
+    const location = join(workDir, 'from-template');
+    // What a crash while unpacking leaves behind: it must not be taken for a store.
+    await mkdir(join(location, 'pgdata.new', 'base'), { recursive: true });
+    await writeFile(join(location, 'pgdata.new', 'base', 'junk'), 'junk');
+    const server = await startServerProcess({ database: location });
+    try {
+      expect(await ask(server, 'get-pr', 'template-1.0', 'core2-64', 'c0')).toBe('0');
+      expect(await ask(server, 'get-pr', 'template-1.0', 'core2-64', 'c1')).toBe('1');
+    } finally {
+      expect(await server.stop('SIGTERM')).toBe(0);
+    }
+    const entries = await readdir(location);
+    expect(entries).not.toContain('pgdata.new');
+    // The template is made with 1 MB WAL segments; a store made by initdb has 16 MB ones.
+    const segments = (await readdir(join(location, 'pgdata', 'pg_wal'))).filter((name) => /^[0-9A-F]{24}$/.test(name));
+    expect(segments.length).toBeGreaterThan(0);
+    for (const segment of segments) expect((await stat(join(location, 'pgdata', 'pg_wal', segment))).size).toBe(1024 * 1024);
+  }, 120_000);
 
   it('refuses a second server on the same folder, naming the first one’s pid, and keeps the values across a restart', async () => {
     const pkg = ['embedded-1.0', 'core2-64'];

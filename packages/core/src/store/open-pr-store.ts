@@ -1,4 +1,5 @@
-import { mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CompiledQuery, Kysely, PostgresDialect } from 'kysely';
 import { PrStoreError } from '../errors/pr-store-error.js';
@@ -11,6 +12,7 @@ import { preparedStatementClient } from './prepared-statement-client.js';
 import { PgliteDialect } from './pglite-dialect.js';
 import { preparedStatementPglite } from './prepared-statement-pglite.js';
 import { acquireStoreLock, type StoreLock } from './store-lock.js';
+import { extractTarGz } from './tar-extract.js';
 
 /** Folder of the embedded store when no database is named. */
 export const DEFAULT_EMBEDDED_PATH = './prserv-data';
@@ -176,7 +178,9 @@ async function openEmbedded(folder: string): Promise<OpenedDatabase> {
   const lock: StoreLock = await acquireStoreLock(join(location, 'prserv.lock'));
   try {
     const { PGlite } = await importDriver(() => import('@electric-sql/pglite'), '@electric-sql/pglite', 'the embedded store');
-    const pglite = await PGlite.create(join(location, 'pgdata'));
+    const dataDir = join(location, 'pgdata');
+    if (!existsSync(dataDir)) await createFromTemplate(dataDir);
+    const pglite = await PGlite.create(dataDir, { postgresqlconf: EMBEDDED_POSTGRESQL_CONF });
     await pglite.exec(REQUEST_PATH_SETTINGS);
     const prepared = preparedStatementPglite(pglite, REQUEST_PATH_STATEMENTS);
     const db = new Kysely<PrDatabase>({ dialect: new PgliteDialect(prepared.pglite) });
@@ -194,6 +198,35 @@ async function openEmbedded(folder: string): Promise<OpenedDatabase> {
     if (cause instanceof PrStoreError) throw cause;
     throw new PrStoreError('DATABASE_ERROR', `cannot open the embedded store in ${location}: ${(cause as Error).message}`, { cause });
   }
+}
+
+/**
+ * Settings of the embedded PostgreSQL. Its default 128 MB of shared buffers is memory a store of PR
+ * rows never fills (a million rows take under 200 MB on disk, mostly index) and a process never
+ * gives back; 8 MB halves an idle server's memory.
+ */
+const EMBEDDED_POSTGRESQL_CONF = ['shared_buffers = 8MB'];
+
+/**
+ * Creates a new store's data directory from the initialised, empty one the build packs next to
+ * the bundle, instead of letting PGlite run initdb (seconds, and most of a gigabyte of memory).
+ * Unpacked beside it and renamed into place, so a crash midway leaves no half-made store. From
+ * the sources there is no template: PGlite runs initdb.
+ */
+async function createFromTemplate(dataDir: string): Promise<void> {
+  let template: Buffer;
+  try {
+    template = await readFile(new URL('./embedded-template.tar.gz', import.meta.url));
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'ENOENT') return;
+    throw error;
+  }
+  const unpacking = `${dataDir}.new`;
+  await rm(unpacking, { recursive: true, force: true });
+  await mkdir(unpacking, { mode: 0o700 });
+  // The pid file of the instance that made the template means nothing here.
+  await extractTarGz(template, unpacking, { skip: new Set(['postmaster.pid']) });
+  await rename(unpacking, dataDir);
 }
 
 /**

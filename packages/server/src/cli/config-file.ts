@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { ConfigError } from './errors.js';
 
 /** The `server:` and `client:` sections of a config file. */
@@ -32,7 +31,9 @@ export async function loadConfigFile(path: string): Promise<ConfigFile> {
   }
   let document: unknown;
   try {
-    document = parseYaml(text);
+    // Loaded here: most runs have no config file, and the parser costs a tenth of a second to load.
+    const { parse } = await import('yaml');
+    document = parse(text);
   } catch (error) {
     throw new ConfigError(`config file ${path}: not valid YAML or JSON: ${(error as Error).message.split('\n')[0]}`, { cause: error });
   }
