@@ -269,11 +269,13 @@ describe('isDatabaseUnavailable and toPrStoreError', () => {
       expected: 'DATABASE_UNAVAILABLE',
       async produce() {
         const role = `prserv_no_slots_${randomBytes(4).toString('hex')}`;
-        await admin.query(`CREATE ROLE ${role} LOGIN CONNECTION LIMIT 0`);
+        // A password too: servers with password authentication check it before the limit.
+        const password = randomBytes(8).toString('hex');
+        await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}' CONNECTION LIMIT 0`);
         try {
           const url = new URL(database.url);
           url.username = role;
-          url.password = '';
+          url.password = password;
           const client = new pg.Client({ connectionString: url.toString() });
           client.on('error', () => {});
           const error = await rejectionOf(client.connect());
