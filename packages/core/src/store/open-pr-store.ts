@@ -180,14 +180,14 @@ async function openEmbedded(folder: string): Promise<OpenedDatabase> {
     const { PGlite } = await importDriver(() => import('@electric-sql/pglite'), '@electric-sql/pglite', 'the embedded store');
     const dataDir = join(location, 'pgdata');
     if (!existsSync(dataDir)) await createFromTemplate(dataDir);
-    const pglite = await PGlite.create(dataDir, { postgresqlconf: EMBEDDED_POSTGRESQL_CONF });
+    const pglite = await keepingExitCode(() => PGlite.create(dataDir, { postgresqlconf: EMBEDDED_POSTGRESQL_CONF }));
     await pglite.exec(REQUEST_PATH_SETTINGS);
     const prepared = preparedStatementPglite(pglite, REQUEST_PATH_STATEMENTS);
     const db = new Kysely<PrDatabase>({ dialect: new PgliteDialect(prepared.pglite) });
     const close = async () => {
       try {
         await db.destroy();
-        if (!pglite.closed) await pglite.close();
+        if (!pglite.closed) await keepingExitCode(() => pglite.close());
       } finally {
         await lock.release();
       }
@@ -197,6 +197,20 @@ async function openEmbedded(folder: string): Promise<OpenedDatabase> {
     await lock.release();
     if (cause instanceof PrStoreError) throw cause;
     throw new PrStoreError('DATABASE_ERROR', `cannot open the embedded store in ${location}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/**
+ * Runs `work` and puts `process.exitCode` back as it was. PGlite's Emscripten runtime sets it when
+ * its initdb or postgres "program" ends (to 0), which would hide a failure the host program has
+ * already recorded, or turn its later `process.exitCode ??= 1` into a success.
+ */
+async function keepingExitCode<T>(work: () => Promise<T>): Promise<T> {
+  const exitCode = process.exitCode;
+  try {
+    return await work();
+  } finally {
+    process.exitCode = exitCode;
   }
 }
 
