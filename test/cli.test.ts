@@ -267,6 +267,16 @@ describe('prserv server start-up and shutdown', () => {
     expect(loopback.logs.some(isWarning)).toBe(false);
   });
 
+  it('closes connections from outside --allow, and says so in its log', async () => {
+    const server = await startServer({ args: ['--allow', '10.0.0.0/8,fd00::/8'] });
+    const result = await client(server, 'ping');
+    expect(result.code).toBe(1);
+    await vi.waitFor(() => expect(server.logs.some((line) => line.msg === 'connection from outside --allow closed')).toBe(true));
+    const open = await startServer({ args: ['--allow', '127.0.0.0/8', '--max-clients', '5'] });
+    expect(await ask(open, 'ping')).toBe(`alive (${open.address})`);
+    expect(startupLine(open)).toMatchObject({ maxClients: 5, allow: ['127.0.0.0/8'] });
+  });
+
   it('exits as soon as it has logged "stopped" after SIGTERM', async () => {
     const server = await startServerProcess({ database: db.url });
     const code = await server.stop('SIGTERM');

@@ -18,6 +18,8 @@ const SERVER_FILE_KEYS = [
   'upstream',
   'batch_size',
   'batch_wait_ms',
+  'max_clients',
+  'allow',
 ];
 const CLIENT_FILE_KEYS = ['server_addr'];
 

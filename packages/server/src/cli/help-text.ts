@@ -8,8 +8,8 @@ const SERVER_OPTIONS = `  --database URL|PATH    postgres:// or postgresql:// UR
                          Any other scheme:// is refused.
                          Default: ${SERVER_DEFAULTS.database}   env: ${ENV_NAMES.database}
   --bind HOST:PORT       address to listen on; [v6]:PORT for IPv6; 0.0.0.0:8585 or :8585 for
-                         all IPv4 interfaces (a warning is logged off loopback: anyone who
-                         can reach the port may allocate).
+                         all IPv4 interfaces (off loopback without --allow, a warning is
+                         logged: anyone who can reach the port may allocate).
                          Default: ${SERVER_DEFAULTS.bind_addr}   env: ${ENV_NAMES.bind_addr}
   --max-connections N    most PostgreSQL connections this server opens (its pool size).
                          Default: ${SERVER_DEFAULTS.max_connections}   env: ${ENV_NAMES.max_connections}
@@ -24,16 +24,22 @@ const SERVER_OPTIONS = `  --database URL|PATH    postgres:// or postgresql:// UR
                          packages known upstream become u.0, u.1, … above upstream's u; only
                          get-pr consults it. [v6]:PORT for IPv6. Default: none   env: ${ENV_NAMES.upstream}
   --batch-size N         most requests one database round trip serves: concurrent lookups share
-                         one statement, concurrent new PRs one transaction (one disk flush).
+                         one statement, concurrent new PRs one transaction (one disk flush;
+                         with --upstream, one transaction each).
                          Default: ${SERVER_DEFAULTS.batch_size}   env: ${ENV_NAMES.batch_size}
   --batch-wait MS        how long a batch may wait for more requests before it leaves. 0: it
                          leaves as soon as the previous round trip is back (no added latency).
                          Default: ${SERVER_DEFAULTS.batch_wait_ms}   env: ${ENV_NAMES.batch_wait_ms}
+  --max-clients N        most client connections open at once; more are closed at accept (and
+                         logged). Default: ${SERVER_DEFAULTS.max_clients}   env: ${ENV_NAMES.max_clients}
+  --allow CIDR[,CIDR…]   networks clients may connect from, IPv4 or IPv6 (10.0.0.0/8,fd00::/8;
+                         a bare address is one host); others are closed at accept (and logged).
+                         Default: any   env: ${ENV_NAMES.allow}
   --sync-mode MODE       accepted for old bitbake-prserv invocations and ignored (sqlite era).
                          Default: none   env: ${ENV_NAMES.sync_mode}
   --config FILE          YAML or JSON file with a server: section (keys database, bind_addr,
                          max_connections, read_only, nohist, log_level, upstream, batch_size,
-                         batch_wait_ms, sync_mode).
+                         batch_wait_ms, max_clients, allow (a list or "a,b"), sync_mode).
                          Default: none (no config file)
   --log-level LEVEL      trace, debug (one line per request), info, warn, error, fatal, silent.
                          Default: ${SERVER_DEFAULTS.log_level}   env: ${ENV_NAMES.log_level}
@@ -77,7 +83,7 @@ Commands:
   import-one VERSION PKGARCH CHECKSUM VALUE       store one row
   export [--version V] [--pkgarch A] [--checksum C] [--colinfo] [--history]
                                                   stored rows (all with --history, else the
-                                                  newest per package)
+                                                  rows at each package's greatest PR)
   ping                                            check that the server answers
   is-readonly                                     whether the server is read-only
   stress [stress options]                         load the server with get-pr from many connections
@@ -87,7 +93,7 @@ Options:
   --server HOST:PORT   the PR server. Default: ${DEFAULT_SERVER_ADDR}   env: ${ENV_NAMES.server_addr}
   --config FILE        YAML or JSON file with a client: section (key server_addr)
   --json               print JSON for scripts instead of readable text
-  --timeout MS         per-request timeout. Default: 30000
+  --timeout MS         per-request timeout (not for stress). Default: 30000
   -h, --help           show this help
 
 Exit codes: 0 success, 1 the server could not be reached or refused the request, 2 bad usage.

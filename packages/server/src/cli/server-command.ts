@@ -26,6 +26,8 @@ const SERVER_OPTIONS = {
   config: { type: 'string' },
   'log-level': { type: 'string' },
   upstream: { type: 'string' },
+  'max-clients': { type: 'string' },
+  allow: { type: 'string' },
 } as const;
 
 /** `prserv server [options]`: resolves the settings, then runs the server until a signal. */
@@ -46,6 +48,8 @@ export async function runServerCommand(args: string[], io: CliIo): Promise<numbe
       logLevel: values['log-level'],
       syncMode: values['sync-mode'],
       upstream: values.upstream,
+      maxClients: values['max-clients'],
+      allow: values.allow,
     },
     io.env,
     file,
@@ -100,6 +104,8 @@ async function runServer(settings: ServerSettings, io: { stderr: NodeJS.Writable
       port: settings.port,
       defaultHistory: !settings.nohist,
       logger,
+      maxClients: settings.maxClients,
+      ...(settings.allow ? { allow: settings.allow } : {}),
     });
   } catch (error) {
     await store.close();
@@ -117,15 +123,17 @@ async function runServer(settings: ServerSettings, io: { stderr: NodeJS.Writable
       maxConnections: settings.maxConnections,
       batchSize: settings.batchSize,
       batchWaitMs: settings.batchWaitMs,
+      maxClients: settings.maxClients,
+      allow: settings.allow,
       upstream: upstream?.name ?? null,
       pid: process.pid,
     },
     'prserv listening',
   );
-  if (!isLoopback(server.address.host)) {
+  if (!isLoopback(server.address.host) && !settings.allow) {
     logger.warn(
       { bind: `${server.address.host}:${server.address.port}` },
-      'listening on a non-loopback address: every host that can reach this port may allocate PRs',
+      'listening on a non-loopback address without --allow: every host that can reach this port may allocate PRs',
     );
   }
 

@@ -1,6 +1,6 @@
 import { DEFAULT_COALESCER_BOUNDS, DEFAULT_EMBEDDED_PATH, DEFAULT_POOL_SIZE, isPostgresUrl } from '@prserv/core';
 import { parseServerAddress } from '@prserv/client';
-import { DEFAULT_PORT } from '../daemon/pr-server.js';
+import { DEFAULT_MAX_CLIENTS, DEFAULT_PORT, parseNetworks } from '../daemon/pr-server.js';
 import { LOG_LEVELS, type LogLevel } from '../daemon/logger.js';
 import type { ConfigFile } from './config-file.js';
 import { ConfigError } from './errors.js';
@@ -23,6 +23,10 @@ export interface ServerSettings {
   readonly batchSize: number;
   /** How long a batch may wait for more requests, in ms (0: it leaves when a round trip is free). */
   readonly batchWaitMs: number;
+  /** Most client connections open at once. */
+  readonly maxClients: number;
+  /** Networks clients may connect from, or null for any. */
+  readonly allow: readonly string[] | null;
 }
 
 /** Where `prserv client` connects. */
@@ -40,6 +44,7 @@ export const SERVER_DEFAULTS = {
   log_level: 'info' as LogLevel,
   batch_size: DEFAULT_COALESCER_BOUNDS.maxBatchSize,
   batch_wait_ms: DEFAULT_COALESCER_BOUNDS.maxWaitMs,
+  max_clients: DEFAULT_MAX_CLIENTS,
 } as const;
 
 /** Default address of `prserv client`. */
@@ -57,6 +62,8 @@ export const ENV_NAMES = {
   upstream: 'PRSERV_UPSTREAM',
   batch_size: 'PRSERV_BATCH_SIZE',
   batch_wait_ms: 'PRSERV_BATCH_WAIT_MS',
+  max_clients: 'PRSERV_MAX_CLIENTS',
+  allow: 'PRSERV_ALLOW',
   server_addr: 'PRSERV_SERVER_ADDR',
 } as const;
 
@@ -75,6 +82,8 @@ export interface ServerFlags {
   upstream?: string;
   batchSize?: string;
   batchWaitMs?: string;
+  maxClients?: string;
+  allow?: string;
 }
 
 /** Resolves server settings: flags > environment > config file > defaults. */
@@ -119,6 +128,8 @@ export function resolveServerSettings(
   const syncModeGiven = pick(flags.syncMode, 'sync_mode', 'sync_mode').value !== undefined;
   const batchSize = asPositiveInteger(pick(flags.batchSize, 'batch_size', 'batch_size')) ?? SERVER_DEFAULTS.batch_size;
   const batchWaitMs = asWholeNumber(pick(flags.batchWaitMs, 'batch_wait_ms', 'batch_wait_ms')) ?? SERVER_DEFAULTS.batch_wait_ms;
+  const maxClients = asPositiveInteger(pick(flags.maxClients, 'max_clients', 'max_clients')) ?? SERVER_DEFAULTS.max_clients;
+  const allow = asNetworks(pick(flags.allow, 'allow', 'allow'));
   return {
     database,
     host,
@@ -131,6 +142,8 @@ export function resolveServerSettings(
     syncModeGiven,
     batchSize,
     batchWaitMs,
+    maxClients,
+    allow,
   };
 }
 
@@ -188,6 +201,20 @@ export function parseBind(text: string, source = 'bind address'): { host: string
 
 function flagName(key: keyof typeof ENV_NAMES): string {
   return `--${key.replace('_addr', '').replace('_ms', '').replace(/_/g, '-')}`;
+}
+
+/** A list of networks: "a,b" text (flag, environment) or a YAML list; null when not given. */
+function asNetworks({ value, source }: { value: Raw | unknown[]; source: string }): string[] | null {
+  if (value === undefined) return null;
+  const networks = Array.isArray(value) ? value.map(String) : typeof value === 'string' ? value.split(',') : undefined;
+  const cleaned = networks?.map((network) => network.trim()).filter((network) => network !== '');
+  if (!cleaned || cleaned.length === 0) throw new ConfigError(`invalid ${source}: expected networks such as 10.0.0.0/8,2001:db8::/32`);
+  try {
+    parseNetworks(cleaned);
+  } catch (error) {
+    throw new ConfigError(`invalid ${source}: ${(error as Error).message}`, { cause: error });
+  }
+  return cleaned;
 }
 
 function asString({ value, source }: { value: Raw; source: string }): string | undefined {

@@ -1,4 +1,4 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import { BlockList, createServer, isIPv4, isIPv6, type Server, type Socket } from 'node:net';
 import { DEFAULT_MAX_MESSAGE_BYTES, type PrEngine } from '@prserv/core';
 import { ConnectionSession } from './connection-session.js';
 import { type ServerLogger, silentLogger } from './logger.js';
@@ -21,6 +21,10 @@ export interface PrServerOptions {
   readonly handshakeTimeoutMs?: number;
   /** Where the server logs; pino fits. Default: nothing is logged. */
   readonly logger?: ServerLogger;
+  /** Most client connections open at once; more are closed at accept. Default 1000. */
+  readonly maxClients?: number;
+  /** Networks clients may connect from (CIDR, IPv4 or IPv6); others are closed at accept. Default: any. */
+  readonly allow?: readonly string[];
 }
 
 /** A listening PR server. */
@@ -38,6 +42,34 @@ export interface RunningPrServer {
 
 /** Default TCP port of BitBake's PR server. */
 export const DEFAULT_PORT = 8585;
+/** Default bound on client connections open at once. */
+export const DEFAULT_MAX_CLIENTS = 1000;
+
+/**
+ * Parses CIDR networks (`10.0.0.0/8`, `2001:db8::/32`; a bare address is one host) into a block
+ * list. Throws a RangeError naming the first that is not one.
+ */
+export function parseNetworks(networks: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const network of networks) {
+    const [address = '', prefixText, extra] = network.trim().split('/');
+    const type = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : undefined;
+    const prefix = prefixText === undefined ? (type === 'ipv4' ? 32 : 128) : /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : Number.NaN;
+    if (!type || extra !== undefined || !(prefix >= 0 && prefix <= (type === 'ipv4' ? 32 : 128))) {
+      throw new RangeError(`${JSON.stringify(network)} is not a network: expected an address or CIDR such as 10.0.0.0/8 or 2001:db8::/32`);
+    }
+    list.addSubnet(address, prefix, type);
+  }
+  return list;
+}
+
+/** Whether a peer address (as the socket reports it; IPv4 may come IPv6-mapped) is in `list`. */
+function isAllowed(list: BlockList, address: string | undefined): boolean {
+  if (!address) return false;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
+  if (mapped) return list.check(mapped, 'ipv4') || list.check(address, 'ipv6');
+  return list.check(address, isIPv4(address) ? 'ipv4' : 'ipv6');
+}
 
 /** Starts a PR server speaking BitBake's asyncrpc protocol over TCP. */
 export async function startPrServer(options: PrServerOptions): Promise<RunningPrServer> {
@@ -50,8 +82,21 @@ export async function startPrServer(options: PrServerOptions): Promise<RunningPr
     logger,
   };
   let closing = false;
+  const maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
+  const allowed = options.allow ? parseNetworks(options.allow) : undefined;
   const server: Server = createServer((socket: Socket) => {
     if (closing) {
+      socket.destroy();
+      return;
+    }
+    const peer = { address: socket.remoteAddress, port: socket.remotePort };
+    if (allowed && !isAllowed(allowed, socket.remoteAddress)) {
+      logger.warn({ peer }, 'connection from outside --allow closed');
+      socket.destroy();
+      return;
+    }
+    if (sessions.size >= maxClients) {
+      logger.warn({ peer, clients: sessions.size, maxClients }, 'connection refused: --max-clients reached');
       socket.destroy();
       return;
     }

@@ -43,6 +43,33 @@ describe('resolveServerSettings', () => {
     expect(SERVER_DEFAULTS.bind_addr).toBe('localhost:8585');
   });
 
+  describe('client limits: --max-clients and --allow', () => {
+    it('defaults to 1000 clients from anywhere', () => {
+      expect(resolveServerSettings({}, {}, NO_FILE)).toMatchObject({ maxClients: 1000, allow: null });
+    });
+
+    it('takes them from flags, environment and config file, in that order', () => {
+      const file = fileWith({ max_clients: 7, allow: ['10.0.0.0/8', 'fd00::/8'] });
+      expect(resolveServerSettings({}, {}, file)).toMatchObject({ maxClients: 7, allow: ['10.0.0.0/8', 'fd00::/8'] });
+      const env = { PRSERV_MAX_CLIENTS: '8', PRSERV_ALLOW: '192.168.0.0/16, ::1' };
+      expect(resolveServerSettings({}, env, file)).toMatchObject({ maxClients: 8, allow: ['192.168.0.0/16', '::1'] });
+      expect(resolveServerSettings({ maxClients: '9', allow: '127.0.0.1' }, env, file)).toMatchObject({ maxClients: 9, allow: ['127.0.0.1'] });
+    });
+
+    it.each([
+      [{ allow: '10.0.0.0/33' }, {}, '--allow'],
+      [{ allow: ',' }, {}, '--allow'],
+      [{}, { PRSERV_ALLOW: 'example.com' }, 'PRSERV_ALLOW'],
+      [{ maxClients: '0' }, {}, '--max-clients'],
+    ])('refuses %j %j naming %s', (flags, env, source) => {
+      expect(configErrorOf(() => resolveServerSettings(flags, env, NO_FILE)).message).toContain(source);
+    });
+
+    it('refuses a bad network in the config file, naming the key', () => {
+      expect(configErrorOf(() => resolveServerSettings({}, {}, fileWith({ allow: ['10.0.0.0/8', 'nowhere'] }))).message).toContain('server.allow');
+    });
+  });
+
   it('works without a config file argument', () => {
     expect(resolveServerSettings({}, {}).port).toBe(8585);
   });
