@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type CliResult, runCliProcess, type ServerProcess, startServerProcess } from '@prserv/test-support';
+import { type CliResult, runCliProcess, type ServerProcess, startServerProcess, unusedPort } from '@prserv/test-support';
 import { createEmbeddedFolder, createPostgresDatabase, type TestDatabase } from '@prserv/test-support';
 
 // End to end through the built CLI (`pnpm build` first). Most servers run on one PostgreSQL
@@ -60,15 +60,6 @@ async function writeConfig(name: string, text: string): Promise<string> {
   const path = join(workDir, name);
   await writeFile(path, text);
   return path;
-}
-
-/** A port on 127.0.0.1 that nothing listens on. */
-async function closedPort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
 }
 
 function startupLine(server: ServerProcess): Record<string, unknown> {
@@ -539,7 +530,7 @@ describe.concurrent('prserv client against a server on PostgreSQL', () => {
     });
 
     it('lets --server override PRSERV_SERVER_ADDR', async () => {
-      const elsewhere = `127.0.0.1:${await closedPort()}`;
+      const elsewhere = `127.0.0.1:${await unusedPort()}`;
       const result = await runCliProcess(['client', '--server', server.address, 'ping'], { PRSERV_SERVER_ADDR: elsewhere });
       expect(result.code).toBe(0);
       expect(result.stdout).toBe(`alive (${server.address})\n`);
@@ -553,7 +544,7 @@ describe.concurrent('prserv client against a server on PostgreSQL', () => {
     });
 
     it('lets PRSERV_SERVER_ADDR override the config file', async () => {
-      const config = await writeConfig('client-elsewhere.json', JSON.stringify({ client: { server_addr: `127.0.0.1:${await closedPort()}` } }));
+      const config = await writeConfig('client-elsewhere.json', JSON.stringify({ client: { server_addr: `127.0.0.1:${await unusedPort()}` } }));
       const result = await runCliProcess(['client', '--config', config, 'ping'], { PRSERV_SERVER_ADDR: server.address });
       expect(result.code).toBe(0);
       expect(result.stdout).toBe(`alive (${server.address})\n`);
@@ -564,7 +555,7 @@ describe.concurrent('prserv client against a server on PostgreSQL', () => {
 describe.concurrent('prserv client against an unreachable address', () => {
   for (const command of [['ping'], ['get-pr', '1.0', 'core2-64', 'c0'], ['--json', 'is-readonly']]) {
     it(`exits 1 quickly naming the address for ${command.join(' ')}`, async () => {
-      const address = `127.0.0.1:${await closedPort()}`;
+      const address = `127.0.0.1:${await unusedPort()}`;
       const began = Date.now();
       const result = await client(address, ...command);
       expect(Date.now() - began).toBeLessThan(10_000);

@@ -5,3 +5,4 @@ export * from './databases.js';
 export * from './raw-socket.js';
 export * from './in-process-server.js';
 export * from './duplex-pair.js';
+export * from './ports.js';

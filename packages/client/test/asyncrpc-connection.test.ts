@@ -1,5 +1,6 @@
 import { connect as netConnect, createServer, Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { unusedPort } from '@prserv/test-support';
 import { ProtocolError } from '@prserv/core/protocol';
 import { AsyncRpcConnection, type ConnectionOptions } from '../src/asyncrpc-connection.js';
 import { PrClientError } from '../src/client-errors.js';
@@ -70,14 +71,6 @@ async function scriptedPeer(onLine: (line: string, connection: PeerConnection) =
   return peer;
 }
 
-/** A loopback port nothing listens on. */
-async function unusedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 const options: ConnectionOptions = { connectTimeoutMs: 5_000 };
 const HELLO = 'PRSERVICE 1.0\nneeds-headers: false\n\n';

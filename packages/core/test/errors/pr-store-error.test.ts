@@ -3,7 +3,7 @@ import net from 'node:net';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createPostgresDatabase, type TestDatabase } from '@prserv/test-support';
+import { createPostgresDatabase, type TestDatabase, unusedPort } from '@prserv/test-support';
 import {
   PR_STORE_ERROR_CODES,
   PrStoreError,
@@ -39,15 +39,6 @@ async function rejectionOf(work: Promise<unknown>): Promise<unknown> {
 function once<T>(make: () => Promise<T>): () => Promise<T> {
   let made: Promise<T> | undefined;
   return () => (made ??= make());
-}
-
-/** A port on 127.0.0.1 that nothing listens on (it was free a moment ago). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** A server that accepts TCP connections and never says a word: a PostgreSQL that hangs. */
@@ -122,7 +113,7 @@ describe('isDatabaseUnavailable and toPrStoreError', () => {
       name: 'a refused connection (pg, ECONNREFUSED)',
       expected: 'DATABASE_UNAVAILABLE',
       async produce() {
-        const client = new pg.Client({ host: '127.0.0.1', port: await closedPort() });
+        const client = new pg.Client({ host: '127.0.0.1', port: await unusedPort() });
         const error = await rejectionOf(client.connect());
         expect(error).toMatchObject({ code: 'ECONNREFUSED', syscall: 'connect' });
         return error;
@@ -138,7 +129,7 @@ describe('isDatabaseUnavailable and toPrStoreError', () => {
             { address: '127.0.0.1', family: 4 },
             { address: '::1', family: 6 },
           ]);
-        const port = await closedPort();
+        const port = await unusedPort();
         const error = await new Promise((resolve, reject) => {
           const socket = net.connect({ host: 'both-families.invalid', port, lookup, autoSelectFamily: true });
           socket.once('error', resolve);

@@ -1,7 +1,7 @@
 import { connect, createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PrClientError } from '@prserv/client';
-import { createPostgresDatabase, type InProcessServer, startInProcessServer, type TestDatabase } from '@prserv/test-support';
+import { createPostgresDatabase, type InProcessServer, startInProcessServer, type TestDatabase, unusedPort } from '@prserv/test-support';
 import type { ServerLogger } from '../../src/daemon/logger.js';
 import { createUpstreamPool } from '../../src/daemon/upstream-pool.js';
 
@@ -72,14 +72,6 @@ async function countingRelay(upstreamPort: number): Promise<CountingRelay> {
   };
 }
 
-/** A loopback port nothing listens on. */
-async function unusedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('createUpstreamPool against a prserv upstream', () => {
   let database: TestDatabase;

@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPrStore, type PrStore, type RevisionQuery } from '@prserv/core';
@@ -6,7 +5,7 @@ import { runCli } from '../../../src/cli/main.js';
 import { type RunningPrServer, startPrServer } from '../../../src/daemon/pr-server.js';
 import { STRESS_JSON_KEYS } from '../../../src/cli/stress/run-stress.js';
 import { runStressCommand } from '../../../src/cli/stress/stress-command.js';
-import { createPostgresDatabase, type TestDatabase } from '@prserv/test-support';
+import { createPostgresDatabase, type TestDatabase, unusedPort } from '@prserv/test-support';
 
 /** A writable that keeps what it is given; `isTTY` as asked. */
 function capture(isTTY = false): Writable & { text: () => string; isTTY: boolean } {
@@ -27,14 +26,6 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
   return { code, stdout: stdout.text(), stderr: stderr.text() };
 }
 
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('prserv client stress options', () => {
   it.each([
@@ -162,7 +153,7 @@ describe('prserv client stress output', () => {
   });
 
   it('exits 3 with the errors counted when no server answers', async () => {
-    const port = await closedPort();
+    const port = await unusedPort();
     const run = await cli('client', 'stress', '--server', `127.0.0.1:${port}`, '--connections', '3', '--json');
     expect(run.code).toBe(3);
     expect(JSON.parse(run.stdout)).toMatchObject({ ok: false, requests: 0, errors: 3 });
