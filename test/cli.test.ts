@@ -268,6 +268,14 @@ describe('prserv server start-up and shutdown', () => {
     expect(startupLine(open)).toMatchObject({ maxClients: 5, allow: ['127.0.0.0/8'] });
   });
 
+  it('serves clients from outside --allow-write as a read-only server', async () => {
+    const server = await startServer({ args: ['--allow-write', '10.0.0.0/8'] });
+    expect(startupLine(server)).toMatchObject({ allowWrite: ['10.0.0.0/8'] });
+    expect(await ask(server, 'is-readonly')).toBe('true');
+    expect(await ask(server, 'get-pr', 'allow-write-1.0', 'core2-64', 'c0')).toBe('0');
+    expect(await ask(server, 'test-pr', 'allow-write-1.0', 'core2-64', 'c0')).toBe('none');
+  });
+
   it('exits as soon as it has logged "stopped" after SIGTERM', async () => {
     const server = await startServerProcess({ database: db.url });
     const code = await server.stop('SIGTERM');

@@ -24,9 +24,10 @@ export class RawSocket {
     socket.on('error', () => {});
   }
 
-  static open(port: number, host = '127.0.0.1'): Promise<RawSocket> {
+  /** Connects to `host:port`, from `localAddress` if given (e.g. 127.0.0.2, to test access rules). */
+  static open(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawSocket> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ port, host }, () => resolve(new RawSocket(socket)));
+      const socket = connect({ port, host, localAddress }, () => resolve(new RawSocket(socket)));
       socket.once('error', reject);
     });
   }

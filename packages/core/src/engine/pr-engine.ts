@@ -89,6 +89,11 @@ export interface PrEngine {
   importOne(input: ImportOneInput): Promise<string | null>;
   /** Stored rows matching the filters, ordered by package and revision. */
   exportRows(query?: ExportQuery): Promise<RevisionRow[]>;
+  /**
+   * The same engine on the same database, answering as a read-only one: what a writer would answer,
+   * storing nothing. Lets a server serve some clients read-only (`--allow-write`).
+   */
+  readOnlyView?(): PrEngine;
 }
 
 /**
@@ -116,11 +121,18 @@ class RevisionEngine implements PrEngine {
   readonly #queries: RevisionQueries;
   readonly readOnly: boolean;
   readonly #upstream: UpstreamPrSource | undefined;
+  #readOnlyView: PrEngine | undefined;
 
   constructor(queries: RevisionQueries, readOnly: boolean, upstream: UpstreamPrSource | undefined) {
     this.#queries = queries;
     this.readOnly = readOnly;
     this.#upstream = upstream;
+  }
+
+  readOnlyView(): PrEngine {
+    if (this.readOnly) return this;
+    this.#readOnlyView ??= new RevisionEngine(this.#queries, true, this.#upstream);
+    return this.#readOnlyView;
   }
 
   async getPr(query: RevisionQuery): Promise<string> {

@@ -267,6 +267,18 @@ function redactUrl(url: string): string {
   }
 }
 
+/** The operations of the engine `current()` returns, asked anew on each call (it throws once closed). */
+function whileOpen(current: () => PrEngine): Omit<PrEngine, 'readOnly' | 'readOnlyView'> {
+  return {
+    getPr: async (query) => current().getPr(query),
+    testPr: async (query) => current().testPr(query),
+    testPackage: async (key) => current().testPackage(key),
+    maxPackagePr: async (key) => current().maxPackagePr(key),
+    importOne: async (input) => current().importOne(input),
+    exportRows: async (query) => current().exportRows(query),
+  };
+}
+
 class OpenedPrStore implements PrStore {
   readonly #opened: OpenedDatabase;
   readonly #engine: PrEngine;
@@ -289,12 +301,27 @@ class OpenedPrStore implements PrStore {
     return this.#engine.readOnly;
   }
 
-  getPr: PrEngine['getPr'] = async (query) => this.#open().getPr(query);
-  testPr: PrEngine['testPr'] = async (query) => this.#open().testPr(query);
-  testPackage: PrEngine['testPackage'] = async (key) => this.#open().testPackage(key);
-  maxPackagePr: PrEngine['maxPackagePr'] = async (key) => this.#open().maxPackagePr(key);
-  importOne: PrEngine['importOne'] = async (input) => this.#open().importOne(input);
-  exportRows: PrEngine['exportRows'] = async (query) => this.#open().exportRows(query);
+  readonly #operations = whileOpen(() => this.#open());
+  getPr = this.#operations.getPr;
+  testPr = this.#operations.testPr;
+  testPackage = this.#operations.testPackage;
+  maxPackagePr = this.#operations.maxPackagePr;
+  importOne = this.#operations.importOne;
+  exportRows = this.#operations.exportRows;
+
+  readOnlyView(): PrEngine {
+    const view = this.#engine.readOnlyView?.();
+    if (!view) throw new PrStoreError('INVALID_ARGUMENT', 'this store’s engine has no read-only view');
+    const readOnly: PrEngine = {
+      readOnly: true,
+      ...whileOpen(() => {
+        this.#open();
+        return view;
+      }),
+      readOnlyView: () => readOnly,
+    };
+    return readOnly;
+  }
 
   close(): Promise<void> {
     this.#closing ??= this.#opened.close();

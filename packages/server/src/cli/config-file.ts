@@ -20,6 +20,7 @@ const SERVER_FILE_KEYS = [
   'batch_wait_ms',
   'max_clients',
   'allow',
+  'allow_write',
 ];
 const CLIENT_FILE_KEYS = ['server_addr'];
 

@@ -35,11 +35,15 @@ const SERVER_OPTIONS = `  --database URL|PATH    postgres:// or postgresql:// UR
   --allow CIDR[,CIDR…]   networks clients may connect from, IPv4 or IPv6 (10.0.0.0/8,fd00::/8;
                          a bare address is one host); others are closed at accept (and logged).
                          Default: any   env: ${ENV_NAMES.allow}
+  --allow-write CIDR[,…] networks whose clients may store PRs; clients from elsewhere are served
+                         as by --read-only (get-pr answers without storing, import-one null).
+                         Default: every client   env: ${ENV_NAMES.allow_write}
   --sync-mode MODE       accepted for old bitbake-prserv invocations and ignored (sqlite era).
                          Default: none   env: ${ENV_NAMES.sync_mode}
   --config FILE          YAML or JSON file with a server: section (keys database, bind_addr,
                          max_connections, read_only, nohist, log_level, upstream, batch_size,
-                         batch_wait_ms, max_clients, allow (a list or "a,b"), sync_mode).
+                         batch_wait_ms, max_clients, allow and allow_write (a list or "a,b"),
+                         sync_mode).
                          Default: none (no config file)
   --log-level LEVEL      trace, debug (one line per request), info, warn, error, fatal, silent.
                          Default: ${SERVER_DEFAULTS.log_level}   env: ${ENV_NAMES.log_level}

@@ -28,6 +28,7 @@ const SERVER_OPTIONS = {
   upstream: { type: 'string' },
   'max-clients': { type: 'string' },
   allow: { type: 'string' },
+  'allow-write': { type: 'string' },
 } as const;
 
 /** `prserv server [options]`: resolves the settings, then runs the server until a signal. */
@@ -50,6 +51,7 @@ export async function runServerCommand(args: string[], io: CliIo): Promise<numbe
       upstream: values.upstream,
       maxClients: values['max-clients'],
       allow: values.allow,
+      allowWrite: values['allow-write'],
     },
     io.env,
     file,
@@ -106,6 +108,7 @@ async function runServer(settings: ServerSettings, io: { stderr: NodeJS.Writable
       logger,
       maxClients: settings.maxClients,
       ...(settings.allow ? { allow: settings.allow } : {}),
+      ...(settings.allowWrite ? { allowWrite: settings.allowWrite } : {}),
     });
   } catch (error) {
     await store.close();
@@ -150,6 +153,7 @@ async function runServer(settings: ServerSettings, io: { stderr: NodeJS.Writable
       batchWaitMs: settings.batchWaitMs,
       maxClients: settings.maxClients,
       allow: settings.allow,
+      allowWrite: settings.allowWrite,
       upstream: upstream?.name ?? null,
       pid: process.pid,
     },

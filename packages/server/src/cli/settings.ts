@@ -27,6 +27,8 @@ export interface ServerSettings {
   readonly maxClients: number;
   /** Networks clients may connect from, or null for any. */
   readonly allow: readonly string[] | null;
+  /** Networks whose clients may store revisions (others are served read-only), or null for all. */
+  readonly allowWrite: readonly string[] | null;
 }
 
 /** Where `prserv client` connects. */
@@ -64,6 +66,7 @@ export const ENV_NAMES = {
   batch_wait_ms: 'PRSERV_BATCH_WAIT_MS',
   max_clients: 'PRSERV_MAX_CLIENTS',
   allow: 'PRSERV_ALLOW',
+  allow_write: 'PRSERV_ALLOW_WRITE',
   server_addr: 'PRSERV_SERVER_ADDR',
 } as const;
 
@@ -84,6 +87,7 @@ export interface ServerFlags {
   batchWaitMs?: string;
   maxClients?: string;
   allow?: string;
+  allowWrite?: string;
 }
 
 /** Resolves server settings: flags > environment > config file > defaults. */
@@ -130,6 +134,7 @@ export function resolveServerSettings(
   const batchWaitMs = asWholeNumber(pick(flags.batchWaitMs, 'batch_wait_ms', 'batch_wait_ms')) ?? SERVER_DEFAULTS.batch_wait_ms;
   const maxClients = asPositiveInteger(pick(flags.maxClients, 'max_clients', 'max_clients')) ?? SERVER_DEFAULTS.max_clients;
   const allow = asNetworks(pick(flags.allow, 'allow', 'allow'));
+  const allowWrite = asNetworks(pick(flags.allowWrite, 'allow_write', 'allow_write'));
   return {
     database,
     host,
@@ -144,6 +149,7 @@ export function resolveServerSettings(
     batchWaitMs,
     maxClients,
     allow,
+    allowWrite,
   };
 }
 

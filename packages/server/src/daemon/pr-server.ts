@@ -25,6 +25,11 @@ export interface PrServerOptions {
   readonly maxClients?: number;
   /** Networks clients may connect from (CIDR, IPv4 or IPv6); others are closed at accept. Default: any. */
   readonly allow?: readonly string[];
+  /**
+   * Networks whose clients may store revisions; clients from elsewhere are served as by a read-only
+   * server (the engine's `readOnlyView()`). Default: every client may.
+   */
+  readonly allowWrite?: readonly string[];
 }
 
 /** A listening PR server. */
@@ -63,6 +68,13 @@ export function parseNetworks(networks: readonly string[]): BlockList {
   return list;
 }
 
+function readOnlyViewOf(engine: PrEngine): PrEngine {
+  if (engine.readOnly) return engine;
+  const view = engine.readOnlyView?.();
+  if (!view) throw new TypeError('allowWrite needs an engine with readOnlyView() (every PrStore has one)');
+  return view;
+}
+
 /** Whether a peer address (as the socket reports it; IPv4 may come IPv6-mapped) is in `list`. */
 function isAllowed(list: BlockList, address: string | undefined): boolean {
   if (!address) return false;
@@ -84,6 +96,9 @@ export async function startPrServer(options: PrServerOptions): Promise<RunningPr
   let closing = false;
   const maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
   const allowed = options.allow ? parseNetworks(options.allow) : undefined;
+  const writers = options.allowWrite ? parseNetworks(options.allowWrite) : undefined;
+  const readOnlyEngine = writers ? readOnlyViewOf(options.engine) : undefined;
+  const readOnlyOptions = readOnlyEngine && { ...sessionOptions, context: { ...sessionOptions.context, engine: readOnlyEngine } };
   const server: Server = createServer((socket: Socket) => {
     if (closing) {
       socket.destroy();
@@ -100,7 +115,8 @@ export async function startPrServer(options: PrServerOptions): Promise<RunningPr
       socket.destroy();
       return;
     }
-    const session = new ConnectionSession(socket, sessionOptions);
+    const writes = !writers || isAllowed(writers, socket.remoteAddress);
+    const session = new ConnectionSession(socket, writes ? sessionOptions : readOnlyOptions!);
     sessions.add(session);
     void session.closed.then(() => sessions.delete(session));
   });

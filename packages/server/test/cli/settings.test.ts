@@ -44,8 +44,15 @@ describe('resolveServerSettings', () => {
   });
 
   describe('client limits: --max-clients and --allow', () => {
-    it('defaults to 1000 clients from anywhere', () => {
-      expect(resolveServerSettings({}, {}, NO_FILE)).toMatchObject({ maxClients: 1000, allow: null });
+    it('defaults to 1000 clients from anywhere, every one of which may store', () => {
+      expect(resolveServerSettings({}, {}, NO_FILE)).toMatchObject({ maxClients: 1000, allow: null, allowWrite: null });
+    });
+
+    it('takes --allow-write from the flag, the environment or the config file', () => {
+      expect(resolveServerSettings({}, {}, fileWith({ allow_write: '10.1.0.0/16' })).allowWrite).toEqual(['10.1.0.0/16']);
+      expect(resolveServerSettings({}, { PRSERV_ALLOW_WRITE: '10.2.0.0/16' }, NO_FILE).allowWrite).toEqual(['10.2.0.0/16']);
+      expect(resolveServerSettings({ allowWrite: '10.3.0.0/16,fd00::/8' }, {}, NO_FILE).allowWrite).toEqual(['10.3.0.0/16', 'fd00::/8']);
+      expect(configErrorOf(() => resolveServerSettings({ allowWrite: 'builders' }, {}, NO_FILE)).message).toContain('--allow-write');
     });
 
     it('takes them from flags, environment and config file, in that order', () => {

@@ -1,6 +1,7 @@
 import { connect } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { PrEngine } from '@prserv/core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { openPrStore, type PrEngine, type PrStore } from '@prserv/core';
+import { RawSocket, STORE_KINDS, type TestDatabase } from '@prserv/test-support';
 import { parseNetworks, type RunningPrServer, startPrServer } from '../../src/daemon/pr-server.js';
 import type { ServerLogger } from '../../src/daemon/logger.js';
 
@@ -83,6 +84,63 @@ describe('--allow', () => {
   it('closes IPv6 peers outside the networks', async () => {
     const { server } = await serve({ host: '::1', allow: ['fd00::/8'] });
     expect((await ping(server.address.port, { host: '::1' })).answer).toBe('closed');
+  });
+});
+
+describe.each(STORE_KINDS)('--allow-write on $kind', ({ kind, create }) => {
+  let database: TestDatabase;
+  let store: PrStore;
+  let port: number;
+  const pkg = { version: `allow-write-${kind}`, pkgarch: 'core2-64' };
+
+  beforeAll(async () => {
+    database = await create(`allow_write_${kind}`);
+    store = await openPrStore({ database: database.url });
+    const server = await startPrServer({ engine: store, host: '::', port: 0, allowWrite: ['127.0.0.2', '::1/128'] });
+    servers.push(server);
+    port = server.address.port;
+  });
+  afterAll(async () => {
+    await Promise.all(servers.splice(0).map((server) => server.close()));
+    await store?.close();
+    await database?.drop();
+  });
+
+  /** One conversation of `requests`, from `from`; resolves with the answer lines. */
+  async function ask(from: { localAddress?: string; host?: string }, requests: object[]): Promise<unknown[]> {
+    const raw = await RawSocket.open(port, from.host ?? '127.0.0.1', from.localAddress);
+    raw.write(`PRSERVICE 1.0\n\n${requests.map((request) => `${JSON.stringify(request)}\n`).join('')}`);
+    const answers: unknown[] = [];
+    for (const _ of requests) answers.push(JSON.parse(await raw.readLine()));
+    raw.close();
+    return answers;
+  }
+  const getPr = (checksum: string) => ({ 'get-pr': { ...pkg, checksum, history: false } });
+
+  it('stores what writers ask, and answers others as a read-only server without storing', async () => {
+    // A reader first: it is told what a writer would get, and nothing is stored.
+    expect(await ask({ localAddress: '127.0.0.3' }, [{ 'is-readonly': {} }, getPr('c0'), getPr('c0')])).toEqual([
+      { readonly: true },
+      { value: '0' },
+      { value: '0' },
+    ]);
+    expect(await store.testPr({ ...pkg, checksum: 'c0' })).toBeNull();
+    expect(await ask({ localAddress: '127.0.0.3' }, [{ 'import-one': { ...pkg, checksum: 'c9', value: '9' } }])).toEqual([{ value: null }]);
+    expect(await store.maxPackagePr(pkg)).toBeNull();
+
+    // Writers, over IPv4 and IPv6, store.
+    expect(await ask({ localAddress: '127.0.0.2' }, [{ 'is-readonly': {} }, getPr('c0'), getPr('c1')])).toEqual([
+      { readonly: false },
+      { value: '0' },
+      { value: '1' },
+    ]);
+    expect(await ask({ host: '::1' }, [getPr('c2')])).toEqual([{ value: '2' }]);
+    expect(await store.maxPackagePr(pkg)).toBe('2');
+
+    // A reader sees what the writers stored, and still stores nothing new.
+    const testPr = { 'test-pr': { ...pkg, checksum: 'c1', history: false } };
+    expect(await ask({ localAddress: '127.0.0.3' }, [testPr, getPr('c3')])).toEqual([{ value: '1' }, { value: '3' }]);
+    expect(await store.testPr({ ...pkg, checksum: 'c3' })).toBeNull();
   });
 });
 
