@@ -215,6 +215,8 @@ export class PrClient implements AsyncDisposable {
   }
 
   #unwrap(method: string, response: unknown, connection: AsyncRpcConnection): Record<string, unknown> {
+    // BitBake's server (and ours) answers a bare null when import-one stored nothing (read-only).
+    if (response === null && method === 'import-one') return { value: null };
     if (typeof response !== 'object' || response === null || Array.isArray(response)) {
       throw new PrClientError('PROTOCOL', `the server answered ${method} with ${JSON.stringify(response)}`);
     }

@@ -92,6 +92,17 @@ describe('PrClient failure handling', () => {
     await client.close();
   });
 
+  it('reads the bare null a read-only server answers to import-one as nothing stored, and refuses it elsewhere', async () => {
+    const { server, address } = await scriptedServer((line, socket) => {
+      if (isRequest(line)) socket.write('null\n');
+    });
+    servers.push(server);
+    const client = createPrClient({ address });
+    expect(await client.importOne({ version: 'v', pkgarch: 'a', checksum: 'c', value: '3' })).toBeNull();
+    await expect(client.maxPackagePr({ version: 'v', pkgarch: 'a' })).rejects.toMatchObject({ code: 'PROTOCOL' });
+    await client.close();
+  });
+
   it('accepts integer answers of a legacy server as strings', async () => {
     const { server, address } = await scriptedServer((line, socket) => {
       if (isRequest(line)) socket.write('{"value": 12}\n');

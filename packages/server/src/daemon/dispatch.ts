@@ -21,7 +21,7 @@ export interface DispatchContext {
 export type ResponseBody = Record<string, unknown>;
 
 /** Answers one validated request. Throws engine errors; `classifyError` turns them into an answer. */
-export async function dispatchRequest(request: PrRequest, context: DispatchContext): Promise<ResponseBody> {
+export async function dispatchRequest(request: PrRequest, context: DispatchContext): Promise<ResponseBody | null> {
   const { engine } = context;
   switch (request.method) {
     case 'ping':
@@ -50,7 +50,8 @@ export async function dispatchRequest(request: PrRequest, context: DispatchConte
       // Integers, or a connection that has shown itself legacy, mean BitBake's integer world.
       const legacy = request.valueWasNumber || context.generation === 'legacy';
       const value = await engine.importOne({ ...pick(request), value: request.value, keepHigher: legacy });
-      return { value: toWireRevision(value, legacy) };
+      // Nothing stored (a read-only server): the whole answer is null, as BitBake's server sends.
+      return value === null ? null : { value: toWireRevision(value, legacy) };
     }
     case 'export': {
       const legacy = noteGeneration(context, request.history);

@@ -243,9 +243,9 @@ describe('dispatchRequest', () => {
       });
     });
 
-    it.each([7, '7'])('answers null when the engine is read-only (value %o)', async (value) => {
+    it.each([7, '7'])('answers a bare null, as BitBake does, when the engine is read-only (value %o)', async (value) => {
       const { engine } = createFakeEngine({ readOnly: true, importOne: null });
-      expect(await dispatch(importOne(value), contextFor(engine))).toStrictEqual({ value: null });
+      expect(await dispatch(importOne(value), contextFor(engine))).toBeNull();
     });
   });
 
@@ -314,7 +314,7 @@ describe('dispatchRequest', () => {
       'describes the BitBake table with colinfo (%s)',
       async (_case, message, defaultHistory, tableName, coreVersion, valueType) => {
         const { engine } = createFakeEngine({ exportRows: rows });
-        const response = await dispatch(message, contextFor(engine, { defaultHistory }));
+        const response = (await dispatch(message, contextFor(engine, { defaultHistory })))!;
         const metainfo = response.metainfo as { tbl_name: string; core_ver: string; col_info: { name: string; type: string }[] };
         expect(metainfo.tbl_name).toBe(tableName);
         expect(metainfo.core_ver).toBe(coreVersion);
