@@ -4,12 +4,12 @@
 // Cells are interleaved: each cell runs every target back to back, in an order that rotates from
 // cell to cell, each on a fresh database, so the machine's drift hits all targets alike.
 // See bench/README.md.
-import { numberList, parseArgs, median, fmt, ratio, runMetadata, writeResults, markdownTable, targetLabel } from './lib/common.mjs';
-import { configurePostgresAccounting, installExitHandlers, runScript, CLOCK_TICKS } from './lib/proc.mjs';
-import { probeStress, runCell } from './lib/stress.mjs';
-import { createTargets, DEFAULT_DATABASE_URL, DEFAULT_SERVER_CLI, TARGET_NAMES } from './lib/targets.mjs';
+import { numberList, parseArgs, median, fmt, ratio, writeResults, markdownTable, targetLabel } from './lib/common.mjs';
+import { installExitHandlers, runScript, CLOCK_TICKS } from './lib/proc.mjs';
+import { runCell } from './lib/stress.mjs';
+import { DEFAULT_DATABASE_URL, DEFAULT_SERVER_CLI, TARGET_NAMES } from './lib/targets.mjs';
+import { prepareRun, RUN_OPTIONS } from './lib/run-setup.mjs';
 import { existsSync } from 'node:fs';
-import { freezeBuildForRun } from './lib/snapshot.mjs';
 
 const USAGE = `Usage: node bench/compare.mjs [--quick] [options]
 
@@ -47,13 +47,7 @@ const opts = parseArgs(process.argv.slice(2), {
   rounds: '1',
   warmup: '1',
   targets: null,
-  maxConnections: null,
-  serverCli: DEFAULT_SERVER_CLI,
-  stressCli: null,
-  out: null,
-  noWrite: false,
-  noSnapshot: false,
-  force: false,
+  ...RUN_OPTIONS,
 }, USAGE);
 
 const connectionsList = numberList(opts.connections ?? (opts.quick ? '1,64' : '1,8,64'));
@@ -65,8 +59,6 @@ const warmup = Math.max(0, Math.min(60, Number(opts.warmup) || 0));
 const rounds = Math.max(1, Math.min(20, Number(opts.rounds) || 1));
 const databaseUrl = process.env.PRSERV_BENCH_DATABASE_URL || DEFAULT_DATABASE_URL;
 const bitbakeDir = process.env.BITBAKE_DIR || null;
-let serverCli = opts.serverCli;
-let stressCli = opts.stressCli ?? opts.serverCli;
 if (!['history', 'nohist', 'legacy'].includes(opts.mode)) {
   console.error(`--mode must be history, nohist or legacy\n\n${USAGE}`);
   process.exit(2);
@@ -95,16 +87,7 @@ if (wanted.some((t) => t.startsWith('ours')) && (opts.noSnapshot || opts.serverC
 }
 
 async function main() {
-  ({ serverCli, stressCli } = await freezeBuildForRun(opts, { serverCli, stressCli }));
-  const stress = await probeStress(stressCli);
-  const all = createTargets({ databaseUrl, bitbakeDir, serverCli, maxConnections: opts.maxConnections });
-  const targets = wanted.map((name) => all[name]);
-  for (const target of targets) {
-    process.stderr.write(`preparing ${target.name}…\n`);
-    await target.prepare();
-  }
-  const meta = await runMetadata({ databaseUrl: wanted.includes('ours-pg') ? databaseUrl : null, bitbakeDir });
-  meta.postmasterPid = await configurePostgresAccounting(databaseUrl);
+  const { stressCli, stress, targets, meta } = await prepareRun(opts, { wanted, databaseUrl, bitbakeDir });
 
   const cells = [];
   for (const connections of connectionsList) {

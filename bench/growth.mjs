@@ -4,14 +4,14 @@
 // only (every request allocates and stores a row). On PostgreSQL the database is never analysed
 // (the script checks pg_stat_user_tables and reports it), so the planner works from defaults, as
 // on a fresh production database. See bench/README.md.
-import { fmt, markdownTable, numberList, parseArgs, runMetadata, writeResults, targetLabel } from './lib/common.mjs';
-import { configurePostgresAccounting, installExitHandlers, runScript, runningTestSuites, waitForQuiet, CLOCK_TICKS } from './lib/proc.mjs';
+import { fmt, markdownTable, numberList, parseArgs, writeResults, targetLabel } from './lib/common.mjs';
+import { installExitHandlers, runScript, runningTestSuites, waitForQuiet, CLOCK_TICKS } from './lib/proc.mjs';
 import { pgConnect, ident } from './lib/pg-mini.mjs';
-import { measure, probeStress, warmUp } from './lib/stress.mjs';
-import { createTargets, DEFAULT_DATABASE_URL, DEFAULT_SERVER_CLI } from './lib/targets.mjs';
+import { measure, warmUp } from './lib/stress.mjs';
+import { DEFAULT_DATABASE_URL, DEFAULT_SERVER_CLI } from './lib/targets.mjs';
+import { prepareRun, RUN_OPTIONS } from './lib/run-setup.mjs';
 import { openWire } from './lib/wire.mjs';
 import { existsSync } from 'node:fs';
-import { freezeBuildForRun } from './lib/snapshot.mjs';
 import { randomBytes } from 'node:crypto';
 
 const TARGETS = ['bitbake', 'ours-pg', 'ours-embedded'];
@@ -44,13 +44,7 @@ const opts = parseArgs(process.argv.slice(2), {
   mode: 'history',
   warmup: '1',
   targets: null,
-  maxConnections: null,
-  serverCli: DEFAULT_SERVER_CLI,
-  stressCli: null,
-  out: null,
-  noWrite: false,
-  noSnapshot: false,
-  force: false,
+  ...RUN_OPTIONS,
 }, USAGE);
 
 const sizes = numberList(opts.sizes ?? (opts.quick ? '0,1000' : '0,1000,5000')).sort((a, b) => a - b);
@@ -59,8 +53,6 @@ const requests = Number(opts.requests ?? (opts.quick ? 200 : 1000));
 const duration = Number(opts.duration ?? (opts.quick ? 3 : 10));
 const databaseUrl = process.env.PRSERV_BENCH_DATABASE_URL || DEFAULT_DATABASE_URL;
 const bitbakeDir = process.env.BITBAKE_DIR || null;
-let serverCli = opts.serverCli;
-let stressCli = opts.stressCli ?? opts.serverCli;
 const history = opts.mode === 'history';
 const warmup = Math.max(0, Math.min(60, Number(opts.warmup) || 0));
 if (!['history', 'nohist', 'legacy'].includes(opts.mode) || !(duration > 0 && duration <= 600) || !(requests > 0) || sizes.some((s) => s < 0 || s > 1_000_000)) {
@@ -84,6 +76,9 @@ installExitHandlers();
 const prefix = `growth-${randomBytes(3).toString('hex')}`;
 
 /** The package the stress tool used: the only one in the database (from a no-history export). */
+/** The CLI running `client stress`, once prepareRun has taken the build. */
+let stressCli;
+
 async function discoverPackage(port) {
   const wire = await openWire({ port });
   try {
@@ -157,16 +152,9 @@ async function keepUnanalysed(url) {
 }
 
 async function main() {
-  ({ serverCli, stressCli } = await freezeBuildForRun(opts, { serverCli, stressCli }));
-  const stress = await probeStress(stressCli);
-  const all = createTargets({ databaseUrl, bitbakeDir, serverCli, maxConnections: opts.maxConnections });
-  const targets = wanted.map((n) => all[n]);
-  for (const t of targets) {
-    process.stderr.write(`preparing ${t.name}…\n`);
-    await t.prepare();
-  }
-  const meta = await runMetadata({ databaseUrl: wanted.includes('ours-pg') ? databaseUrl : null, bitbakeDir });
-  meta.postmasterPid = await configurePostgresAccounting(databaseUrl);
+  const run = await prepareRun(opts, { wanted, databaseUrl, bitbakeDir });
+  stressCli = run.stressCli;
+  const { stress, targets, meta } = run;
 
   const state = {};
   for (const t of targets) {

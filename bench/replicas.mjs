@@ -3,12 +3,12 @@
 // replicas against the same load on 1 replica, interleaved, each on a fresh database. Every
 // stress check (consistent answers, no value handed out twice) must hold across replicas.
 // See bench/README.md.
-import { fmt, markdownTable, median, numberList, parseArgs, ratio, runMetadata, writeResults } from './lib/common.mjs';
-import { configurePostgresAccounting, installExitHandlers, runScript, CLOCK_TICKS } from './lib/proc.mjs';
-import { probeStress, runCell } from './lib/stress.mjs';
-import { createTargets, DEFAULT_DATABASE_URL, DEFAULT_SERVER_CLI } from './lib/targets.mjs';
+import { fmt, markdownTable, median, numberList, parseArgs, ratio, writeResults } from './lib/common.mjs';
+import { installExitHandlers, runScript, CLOCK_TICKS } from './lib/proc.mjs';
+import { runCell } from './lib/stress.mjs';
+import { DEFAULT_DATABASE_URL, DEFAULT_SERVER_CLI } from './lib/targets.mjs';
+import { prepareRun, RUN_OPTIONS } from './lib/run-setup.mjs';
 import { existsSync } from 'node:fs';
-import { freezeBuildForRun } from './lib/snapshot.mjs';
 
 const USAGE = `Usage: node bench/replicas.mjs [--quick] [options]
 
@@ -43,13 +43,7 @@ const opts = parseArgs(process.argv.slice(2), {
   warmup: '1',
   requests: '200000',
   rounds: null,
-  maxConnections: null,
-  serverCli: DEFAULT_SERVER_CLI,
-  stressCli: null,
-  out: null,
-  noWrite: false,
-  noSnapshot: false,
-  force: false,
+  ...RUN_OPTIONS,
 }, USAGE);
 
 const replicas = Math.max(2, Math.min(8, Number(opts.replicas) || 3));
@@ -61,8 +55,6 @@ const requests = Number(opts.requests);
 const warmup = Math.max(0, Math.min(60, Number(opts.warmup) || 0));
 const rounds = Math.max(1, Math.min(20, Number(opts.rounds ?? (opts.quick ? 1 : 3))));
 const databaseUrl = process.env.PRSERV_BENCH_DATABASE_URL || DEFAULT_DATABASE_URL;
-let serverCli = opts.serverCli;
-let stressCli = opts.stressCli ?? opts.serverCli;
 if (!['history', 'nohist', 'legacy'].includes(opts.mode) || !(duration > 0 && duration <= 600) || !(requests > 0) || !(connections > 0)) {
   console.error(USAGE);
   process.exit(2);
@@ -75,12 +67,7 @@ if ((opts.noSnapshot || opts.serverCli !== DEFAULT_SERVER_CLI) && !existsSync(op
 installExitHandlers();
 
 async function main() {
-  ({ serverCli, stressCli } = await freezeBuildForRun(opts, { serverCli, stressCli }));
-  const stress = await probeStress(stressCli);
-  const target = createTargets({ databaseUrl, bitbakeDir: null, serverCli, maxConnections: opts.maxConnections })['ours-pg'];
-  await target.prepare();
-  const meta = await runMetadata({ databaseUrl, bitbakeDir: null });
-  meta.postmasterPid = await configurePostgresAccounting(databaseUrl);
+  const { stressCli, stress, targets: [target], meta } = await prepareRun(opts, { wanted: ['ours-pg'], databaseUrl, bitbakeDir: null });
 
   const cells = packagesList.flatMap((packages) => newList.map((newRatio) => ({ packages, newRatio })));
   const runs = [];
