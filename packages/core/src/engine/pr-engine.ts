@@ -7,9 +7,12 @@ import { createRevisionQueries, type RevisionQueries } from './revision-queries.
 import {
   type ChecksumKey,
   checkChecksumKey,
+  checkKeyLimit,
   checkKeyPart,
   checkPackageKey,
   checkRevisionValue,
+  type KEY_BYTES_CEILING,
+  MAX_KEY_BYTES,
   MAX_REVISION_LENGTH,
   type PackageKey,
   type RevisionRow,
@@ -71,6 +74,11 @@ export interface PrEngineOptions {
    * package locks are skipped. Default false. Never set it for PostgreSQL.
    */
   readonly singleSession?: boolean;
+  /**
+   * Longest `version`, `pkgarch` or `checksum` accepted, in UTF-8 bytes; longer ones are refused
+   * with `INVALID_ARGUMENT`. From 1 to {@link KEY_BYTES_CEILING}. Default {@link MAX_KEY_BYTES} (512).
+   */
+  readonly maxKeyBytes?: number;
 }
 
 /** The allocation operations of a PR server (docs/protocol.md §6), one database transaction each at most. */
@@ -114,29 +122,32 @@ export function createPrEngineOver(
   queries: RevisionQueries,
   options: Omit<PrEngineOptions, 'coalescing' | 'singleSession'> = {},
 ): PrEngine {
-  return new RevisionEngine(queries, options.readOnly ?? false, options.upstream);
+  const maxKeyBytes = checkKeyLimit(options.maxKeyBytes ?? MAX_KEY_BYTES);
+  return new RevisionEngine(queries, options.readOnly ?? false, options.upstream, maxKeyBytes);
 }
 
 class RevisionEngine implements PrEngine {
   readonly #queries: RevisionQueries;
   readonly readOnly: boolean;
   readonly #upstream: UpstreamPrSource | undefined;
+  readonly #maxKeyBytes: number;
   #readOnlyView: PrEngine | undefined;
 
-  constructor(queries: RevisionQueries, readOnly: boolean, upstream: UpstreamPrSource | undefined) {
+  constructor(queries: RevisionQueries, readOnly: boolean, upstream: UpstreamPrSource | undefined, maxKeyBytes: number) {
     this.#queries = queries;
     this.readOnly = readOnly;
     this.#upstream = upstream;
+    this.#maxKeyBytes = maxKeyBytes;
   }
 
   readOnlyView(): PrEngine {
     if (this.readOnly) return this;
-    this.#readOnlyView ??= new RevisionEngine(this.#queries, true, this.#upstream);
+    this.#readOnlyView ??= new RevisionEngine(this.#queries, true, this.#upstream, this.#maxKeyBytes);
     return this.#readOnlyView;
   }
 
   async getPr(query: RevisionQuery): Promise<string> {
-    const key = checkChecksumKey(query);
+    const key = checkChecksumKey(query, this.#maxKeyBytes);
     const history = query.history ?? false;
     try {
       if (this.#upstream) return await this.#getChainedPr(key, history, this.#upstream);
@@ -169,7 +180,7 @@ class RevisionEngine implements PrEngine {
   }
 
   async testPr(query: RevisionQuery): Promise<string | null> {
-    const key = checkChecksumKey(query);
+    const key = checkChecksumKey(query, this.#maxKeyBytes);
     const history = query.history ?? false;
     try {
       const [facts] = await this.#queries.readFacts([{ ...key, history }]);
@@ -184,7 +195,7 @@ class RevisionEngine implements PrEngine {
   }
 
   async maxPackagePr(key: PackageKey): Promise<string | null> {
-    const checked = checkPackageKey(key);
+    const checked = checkPackageKey(key, this.#maxKeyBytes);
     try {
       const [facts] = await this.#queries.readFacts([{ ...checked, checksum: null, history: false }]);
       return facts!.packageMax;
@@ -194,7 +205,7 @@ class RevisionEngine implements PrEngine {
   }
 
   async importOne(input: ImportOneInput): Promise<string | null> {
-    const key = checkChecksumKey(input);
+    const key = checkChecksumKey(input, this.#maxKeyBytes);
     const value = checkRevisionValue(input.value);
     if (this.readOnly) return null;
     try {
@@ -207,9 +218,9 @@ class RevisionEngine implements PrEngine {
 
   async exportRows(query: ExportQuery = {}): Promise<RevisionRow[]> {
     const filter = {
-      version: query.version ? checkKeyPart('version', query.version) : null,
-      pkgarch: query.pkgarch ? checkKeyPart('pkgarch', query.pkgarch) : null,
-      checksum: query.checksum ? checkKeyPart('checksum', query.checksum) : null,
+      version: query.version ? checkKeyPart('version', query.version, this.#maxKeyBytes) : null,
+      pkgarch: query.pkgarch ? checkKeyPart('pkgarch', query.pkgarch, this.#maxKeyBytes) : null,
+      checksum: query.checksum ? checkKeyPart('checksum', query.checksum, this.#maxKeyBytes) : null,
       history: query.history ?? false,
     };
     try {

@@ -1,8 +1,16 @@
 import { PrStoreError } from '../errors/pr-store-error.js';
 import { isRevision } from './revision.js';
 
-/** Longest `version`, `pkgarch` or `checksum` accepted, in bytes: keeps every key within btree limits. */
+/** Longest `version`, `pkgarch` or `checksum` accepted by default, in bytes. */
 export const MAX_KEY_BYTES = 512;
+
+/**
+ * The most {@link MAX_KEY_BYTES} may be raised to. A row's primary-key entry holds all three parts
+ * and the revision's numeric array (up to ~540 bytes for 128 characters), and a btree entry must
+ * fit in a third of a page (2704 bytes): 3 × 640 + 540 leaves room for headers even when nothing
+ * compresses.
+ */
+export const KEY_BYTES_CEILING = 640;
 
 /** Longest revision accepted from a client or an upstream, in characters ("1.2.3"…). */
 export const MAX_REVISION_LENGTH = 128;
@@ -23,30 +31,41 @@ export interface RevisionRow extends ChecksumKey {
   readonly value: string;
 }
 
-/** A checked package key: both parts are non-empty strings within {@link MAX_KEY_BYTES}, without NUL. */
-export function checkPackageKey(key: PackageKey): PackageKey {
-  return { version: checkKeyPart('version', key.version), pkgarch: checkKeyPart('pkgarch', key.pkgarch) };
+/**
+ * A checked package key: both parts are non-empty strings of at most `maxBytes` UTF-8 bytes
+ * (default {@link MAX_KEY_BYTES}), without NUL.
+ */
+export function checkPackageKey(key: PackageKey, maxBytes = MAX_KEY_BYTES): PackageKey {
+  return { version: checkKeyPart('version', key.version, maxBytes), pkgarch: checkKeyPart('pkgarch', key.pkgarch, maxBytes) };
 }
 
 /** A checked checksum key (see {@link checkPackageKey}). */
-export function checkChecksumKey(key: ChecksumKey): ChecksumKey {
+export function checkChecksumKey(key: ChecksumKey, maxBytes = MAX_KEY_BYTES): ChecksumKey {
   return {
-    version: checkKeyPart('version', key.version),
-    pkgarch: checkKeyPart('pkgarch', key.pkgarch),
-    checksum: checkKeyPart('checksum', key.checksum),
+    version: checkKeyPart('version', key.version, maxBytes),
+    pkgarch: checkKeyPart('pkgarch', key.pkgarch, maxBytes),
+    checksum: checkKeyPart('checksum', key.checksum, maxBytes),
   };
+}
+
+/** `maxBytes` if it is a key limit the schema can hold, else a RangeError. */
+export function checkKeyLimit(maxBytes: number): number {
+  if (!Number.isInteger(maxBytes) || maxBytes < 1 || maxBytes > KEY_BYTES_CEILING) {
+    throw new RangeError(`maxKeyBytes must be an integer from 1 to ${KEY_BYTES_CEILING}, got ${String(maxBytes)}`);
+  }
+  return maxBytes;
 }
 
 const encoder = new TextEncoder();
 
 /** `value` as a key part, or an `INVALID_ARGUMENT` error naming `name`. */
-export function checkKeyPart(name: string, value: unknown): string {
+export function checkKeyPart(name: string, value: unknown, maxBytes = MAX_KEY_BYTES): string {
   if (typeof value !== 'string' || value.length === 0) {
     throw new PrStoreError('INVALID_ARGUMENT', `${name} must be a non-empty string`);
   }
   // A string of n UTF-16 units is at most 3n UTF-8 bytes (4 per surrogate pair): short ones need no encoding.
-  if (value.length > MAX_KEY_BYTES / 3 && encoder.encode(value).length > MAX_KEY_BYTES) {
-    throw new PrStoreError('INVALID_ARGUMENT', `${name} is longer than ${MAX_KEY_BYTES} bytes`);
+  if (value.length > maxBytes / 3 && encoder.encode(value).length > maxBytes) {
+    throw new PrStoreError('INVALID_ARGUMENT', `${name} is longer than ${maxBytes} bytes`);
   }
   if (value.includes('\u0000')) {
     throw new PrStoreError('INVALID_ARGUMENT', `${name} must not contain NUL characters`);

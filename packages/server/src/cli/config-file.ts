@@ -21,6 +21,9 @@ const SERVER_FILE_KEYS = [
   'max_clients',
   'allow',
   'allow_write',
+  'request_timeout',
+  'idle_timeout',
+  'max_unread_bytes',
 ];
 const CLIENT_FILE_KEYS = ['server_addr'];
 

@@ -38,12 +38,22 @@ const SERVER_OPTIONS = `  --database URL|PATH    postgres:// or postgresql:// UR
   --allow-write CIDR[,…] networks whose clients may store PRs; clients from elsewhere are served
                          as by --read-only (get-pr answers without storing, import-one null).
                          Default: every client   env: ${ENV_NAMES.allow_write}
+  --request-timeout S    seconds a client has to send a whole hello or request once it starts, or
+                         to read answers the server holds for it; past it the connection is
+                         dropped (and logged). Default: ${SERVER_DEFAULTS.request_timeout}   env: ${ENV_NAMES.request_timeout}
+  --idle-timeout S       close connections with nothing in flight that send nothing for S
+                         seconds (logged). Off by default: BitBake's builders keep one
+                         connection for a whole build, quiet while they compile.
+                         Default: ${SERVER_DEFAULTS.idle_timeout} (off)   env: ${ENV_NAMES.idle_timeout}
+  --max-unread-bytes N   answer bytes held for a client that does not read them; past it the
+                         server stops answering and reading that client until it reads.
+                         Default: ${SERVER_DEFAULTS.max_unread_bytes}   env: ${ENV_NAMES.max_unread_bytes}
   --sync-mode MODE       accepted for old bitbake-prserv invocations and ignored (sqlite era).
                          Default: none   env: ${ENV_NAMES.sync_mode}
   --config FILE          YAML or JSON file with a server: section (keys database, bind_addr,
                          max_connections, read_only, nohist, log_level, upstream, batch_size,
                          batch_wait_ms, max_clients, allow and allow_write (a list or "a,b"),
-                         sync_mode).
+                         request_timeout, idle_timeout, max_unread_bytes, sync_mode).
                          Default: none (no config file)
   --log-level LEVEL      trace, debug (one line per request), info, warn, error, fatal, silent.
                          Default: ${SERVER_DEFAULTS.log_level}   env: ${ENV_NAMES.log_level}

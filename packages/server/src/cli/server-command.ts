@@ -29,6 +29,9 @@ const SERVER_OPTIONS = {
   'max-clients': { type: 'string' },
   allow: { type: 'string' },
   'allow-write': { type: 'string' },
+  'request-timeout': { type: 'string' },
+  'idle-timeout': { type: 'string' },
+  'max-unread-bytes': { type: 'string' },
 } as const;
 
 /** `prserv server [options]`: resolves the settings, then runs the server until a signal. */
@@ -52,6 +55,9 @@ export async function runServerCommand(args: string[], io: CliIo): Promise<numbe
       maxClients: values['max-clients'],
       allow: values.allow,
       allowWrite: values['allow-write'],
+      requestTimeout: values['request-timeout'],
+      idleTimeout: values['idle-timeout'],
+      maxUnreadBytes: values['max-unread-bytes'],
     },
     io.env,
     file,
@@ -107,6 +113,9 @@ async function runServer(settings: ServerSettings, io: { stderr: NodeJS.Writable
       defaultHistory: !settings.nohist,
       logger,
       maxClients: settings.maxClients,
+      requestTimeoutMs: settings.requestTimeoutMs,
+      idleTimeoutMs: settings.idleTimeoutMs,
+      maxUnreadBytes: settings.maxUnreadBytes,
       ...(settings.allow ? { allow: settings.allow } : {}),
       ...(settings.allowWrite ? { allowWrite: settings.allowWrite } : {}),
     });
@@ -154,6 +163,9 @@ async function runServer(settings: ServerSettings, io: { stderr: NodeJS.Writable
       maxClients: settings.maxClients,
       allow: settings.allow,
       allowWrite: settings.allowWrite,
+      requestTimeoutMs: settings.requestTimeoutMs,
+      idleTimeoutMs: settings.idleTimeoutMs,
+      maxUnreadBytes: settings.maxUnreadBytes,
       upstream: upstream?.name ?? null,
       pid: process.pid,
     },

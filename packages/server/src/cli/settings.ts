@@ -1,6 +1,6 @@
 import { DEFAULT_COALESCER_BOUNDS, DEFAULT_EMBEDDED_PATH, DEFAULT_POOL_SIZE, isPostgresUrl } from '@prserv/core';
 import { parseServerAddress } from '@prserv/client';
-import { DEFAULT_MAX_CLIENTS, DEFAULT_PORT, parseNetworks } from '../daemon/pr-server.js';
+import { DEFAULT_MAX_CLIENTS, DEFAULT_MAX_UNREAD_BYTES, DEFAULT_PORT, DEFAULT_REQUEST_TIMEOUT_MS, parseNetworks } from '../daemon/pr-server.js';
 import { LOG_LEVELS, type LogLevel } from '../daemon/logger.js';
 import type { ConfigFile } from './config-file.js';
 import { ConfigError } from './errors.js';
@@ -29,6 +29,12 @@ export interface ServerSettings {
   readonly allow: readonly string[] | null;
   /** Networks whose clients may store revisions (others are served read-only), or null for all. */
   readonly allowWrite: readonly string[] | null;
+  /** Time a client has to send a whole hello or request, or to read answers held for it, in ms. */
+  readonly requestTimeoutMs: number;
+  /** A connection with nothing in flight is closed after this long, in ms; 0: never. */
+  readonly idleTimeoutMs: number;
+  /** Answer bytes buffered for a client that has not read them before the server waits for it. */
+  readonly maxUnreadBytes: number;
 }
 
 /** Where `prserv client` connects. */
@@ -47,6 +53,9 @@ export const SERVER_DEFAULTS = {
   batch_size: DEFAULT_COALESCER_BOUNDS.maxBatchSize,
   batch_wait_ms: DEFAULT_COALESCER_BOUNDS.maxWaitMs,
   max_clients: DEFAULT_MAX_CLIENTS,
+  request_timeout: DEFAULT_REQUEST_TIMEOUT_MS / 1000,
+  idle_timeout: 0,
+  max_unread_bytes: DEFAULT_MAX_UNREAD_BYTES,
 } as const;
 
 /** Default address of `prserv client`. */
@@ -67,6 +76,9 @@ export const ENV_NAMES = {
   max_clients: 'PRSERV_MAX_CLIENTS',
   allow: 'PRSERV_ALLOW',
   allow_write: 'PRSERV_ALLOW_WRITE',
+  request_timeout: 'PRSERV_REQUEST_TIMEOUT',
+  idle_timeout: 'PRSERV_IDLE_TIMEOUT',
+  max_unread_bytes: 'PRSERV_MAX_UNREAD_BYTES',
   server_addr: 'PRSERV_SERVER_ADDR',
 } as const;
 
@@ -88,6 +100,9 @@ export interface ServerFlags {
   maxClients?: string;
   allow?: string;
   allowWrite?: string;
+  requestTimeout?: string;
+  idleTimeout?: string;
+  maxUnreadBytes?: string;
 }
 
 /** Resolves server settings: flags > environment > config file > defaults. */
@@ -135,6 +150,9 @@ export function resolveServerSettings(
   const maxClients = asPositiveInteger(pick(flags.maxClients, 'max_clients', 'max_clients')) ?? SERVER_DEFAULTS.max_clients;
   const allow = asNetworks(pick(flags.allow, 'allow', 'allow'));
   const allowWrite = asNetworks(pick(flags.allowWrite, 'allow_write', 'allow_write'));
+  const requestTimeout = asSeconds(pick(flags.requestTimeout, 'request_timeout', 'request_timeout'), false) ?? SERVER_DEFAULTS.request_timeout;
+  const idleTimeout = asSeconds(pick(flags.idleTimeout, 'idle_timeout', 'idle_timeout'), true) ?? SERVER_DEFAULTS.idle_timeout;
+  const maxUnreadBytes = asPositiveInteger(pick(flags.maxUnreadBytes, 'max_unread_bytes', 'max_unread_bytes')) ?? SERVER_DEFAULTS.max_unread_bytes;
   return {
     database,
     host,
@@ -150,6 +168,9 @@ export function resolveServerSettings(
     maxClients,
     allow,
     allowWrite,
+    requestTimeoutMs: Math.round(requestTimeout * 1000),
+    idleTimeoutMs: Math.round(idleTimeout * 1000),
+    maxUnreadBytes,
   };
 }
 
@@ -242,6 +263,17 @@ function asInteger({ value, source }: { value: Raw; source: string }, min: numbe
   const number = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
   if (!Number.isSafeInteger(number) || number < min) {
     throw new ConfigError(`invalid ${source} ${JSON.stringify(value)}: expected ${expected}`);
+  }
+  return number;
+}
+
+/** Seconds, fractions allowed ("0.5"); 0 only where it means "off". */
+function asSeconds({ value, source }: { value: Raw; source: string }, zeroAllowed: boolean): number | undefined {
+  if (value === undefined) return undefined;
+  const number = typeof value === 'number' ? value : typeof value === 'string' && /^\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : Number.NaN;
+  // Below a millisecond rounds to 0, which means "never" or is refused: not what anyone asked for.
+  if (!Number.isFinite(number) || (number === 0 ? !zeroAllowed : number < 0.001) || number > 86_400 * 365) {
+    throw new ConfigError(`invalid ${source} ${JSON.stringify(value)}: expected seconds, ${zeroAllowed ? '0 (off) or more' : 'more than 0'}`);
   }
   return number;
 }

@@ -27,6 +27,15 @@ export interface SessionOptions {
   readonly maxMessageBytes: number;
   /** A peer that has not sent its hello within this time is dropped, in ms. */
   readonly handshakeTimeoutMs: number;
+  /**
+   * A request begun must arrive whole within this time, and an answer the server holds back for
+   * a client that is not reading must be taken within it; past it the connection is dropped, in ms.
+   */
+  readonly requestTimeoutMs: number;
+  /** A connection with nothing in flight that sends nothing for this long is closed, in ms; 0: never. */
+  readonly idleTimeoutMs: number;
+  /** Answers buffered for a client that has not read them; past it the server waits for the client. */
+  readonly maxUnreadBytes: number;
   readonly logger: ServerLogger;
 }
 
@@ -51,6 +60,11 @@ export class ConnectionSession {
   readonly #peer: string;
   readonly closed: Promise<void>;
   readonly #handshakeTimer: NodeJS.Timeout;
+  /** Runs while a request is partly received (and we are reading). */
+  #requestTimer: NodeJS.Timeout | undefined;
+  /** Runs while the connection has nothing in flight, when an idle timeout is set. */
+  #idleTimer: NodeJS.Timeout | undefined;
+  #greeted = false;
   readonly #logRequests: boolean;
   #queued = 0;
   /** Requests received and not yet being answered, oldest first; a refusal takes its turn too. */
@@ -78,7 +92,7 @@ export class ConnectionSession {
       options.logger.info({ peer: this.#peer }, 'no hello in time; connection dropped');
       socket.destroy();
     }, options.handshakeTimeoutMs).unref();
-    socket.once('close', () => clearTimeout(this.#handshakeTimer));
+    socket.once('close', () => this.#clearTimers());
   }
 
   /**
@@ -87,7 +101,7 @@ export class ConnectionSession {
    */
   drain(): void {
     this.#draining = true;
-    this.#socket.pause();
+    this.#pauseReading();
     if (this.#queued === 0) this.#end({ linger: false });
   }
 
@@ -111,7 +125,52 @@ export class ConnectionSession {
       // In turn: the requests before the bad input are answered first, then the refusal.
       this.#refusing = true;
       this.#enqueue(new Refusal(error));
+      return;
     }
+    this.#watchPartialRequest();
+    this.#watchIdle();
+  }
+
+  /**
+   * Times a request from its first byte to its last. The timer is not restarted by later bytes,
+   * so a peer trickling a byte at a time cannot hold the connection (and its buffer) for long.
+   */
+  #watchPartialRequest(): void {
+    const partial = this.#greeted && !this.#decoder.idle && !this.#socket.isPaused();
+    if (!partial) {
+      clearTimeout(this.#requestTimer);
+      this.#requestTimer = undefined;
+    } else if (this.#requestTimer === undefined) {
+      this.#requestTimer = setTimeout(() => {
+        this.#options.logger.info(
+          { peer: this.#peer, bufferedBytes: this.#decoder.bufferedBytes, timeoutMs: this.#options.requestTimeoutMs },
+          'request not received whole in time; connection dropped',
+        );
+        this.#socket.destroy();
+      }, this.#options.requestTimeoutMs).unref();
+    }
+  }
+
+  /** (Re)starts the idle timer when the connection has nothing in flight, else stops it. */
+  #watchIdle(): void {
+    if (this.#options.idleTimeoutMs <= 0 || !this.#greeted) return;
+    if (this.#queued > 0 || !this.#decoder.idle || this.#ending) {
+      clearTimeout(this.#idleTimer);
+      this.#idleTimer = undefined;
+    } else if (this.#idleTimer === undefined) {
+      this.#idleTimer = setTimeout(() => {
+        this.#options.logger.info({ peer: this.#peer, idleTimeoutMs: this.#options.idleTimeoutMs }, 'connection idle; closed');
+        this.#end({ linger: false });
+      }, this.#options.idleTimeoutMs).unref();
+    } else {
+      this.#idleTimer.refresh();
+    }
+  }
+
+  #clearTimers(): void {
+    clearTimeout(this.#handshakeTimer);
+    clearTimeout(this.#requestTimer);
+    clearTimeout(this.#idleTimer);
   }
 
   #greet(hello: Extract<DecodedFrame, { type: 'hello' }>): boolean {
@@ -127,12 +186,13 @@ export class ConnectionSession {
     }
     // asyncrpc: a client that asks for headers gets ours (none) and the empty line that ends them.
     if (hello.headers['needs-headers'] === 'true') this.#socket.write(encodeHeaders());
+    this.#greeted = true;
     return true;
   }
 
   #enqueue(message: unknown): void {
     this.#queued += 1;
-    if (this.#queued >= MAX_QUEUED_REQUESTS) this.#socket.pause();
+    if (this.#queued >= MAX_QUEUED_REQUESTS) this.#pauseReading();
     this.#waiting.push(message);
     if (!this.#answering) void this.#answerInOrder();
   }
@@ -158,15 +218,16 @@ export class ConnectionSession {
       const request = parseRequest(message);
       const response = await dispatchRequest(request, this.#context);
       if (this.#ending) return;
-      const flushed = this.#socket.write(encodeMessage(response));
+      this.#socket.write(encodeMessage(response));
       if (this.#logRequests) {
         this.#options.logger.debug(
           { peer: this.#peer, method, ms: Math.round((performance.now() - started) * 10) / 10 },
           'request',
         );
       }
-      // A client that does not read its answers is not answered faster than it reads.
-      if (!flushed) await this.#writable();
+      // A client that does not read its answers is not answered faster than it reads: past the
+      // bound nothing more is answered or read until it takes them, and one that never does goes.
+      if (this.#socket.writableLength > this.#options.maxUnreadBytes) await this.#untilRead();
     } catch (error) {
       this.#refuse(error, method);
     } finally {
@@ -174,13 +235,31 @@ export class ConnectionSession {
       if (this.#draining && this.#queued === 0) this.#end({ linger: false });
       else if (this.#queued < MAX_QUEUED_REQUESTS && this.#socket.isPaused() && !this.#ending && !this.#draining) {
         this.#socket.resume();
+        this.#watchPartialRequest();
       }
+      this.#watchIdle();
     }
   }
 
-  #writable(): Promise<void> {
+  #pauseReading(): void {
+    this.#socket.pause();
+    // Bytes we do not read are not the peer's delay.
+    this.#watchPartialRequest();
+  }
+
+  /** Waits until the client has read the buffered answers; drops it if it takes too long. */
+  #untilRead(): Promise<void> {
+    const unreadBytes = this.#socket.writableLength;
     return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#options.logger.warn(
+          { peer: this.#peer, unreadBytes, timeoutMs: this.#options.requestTimeoutMs },
+          'client does not read its answers; connection dropped',
+        );
+        this.#socket.destroy();
+      }, this.#options.requestTimeoutMs).unref();
       const done = () => {
+        clearTimeout(timer);
         this.#socket.off('drain', done);
         this.#socket.off('close', done);
         resolve();
@@ -210,7 +289,7 @@ export class ConnectionSession {
   #end({ linger }: { linger: boolean }): void {
     if (this.#ending) return;
     this.#ending = true;
-    clearTimeout(this.#handshakeTimer);
+    this.#clearTimers();
     if (linger) {
       this.#socket.end();
       setTimeout(() => this.#socket.destroy(), LINGER_MS).unref();

@@ -17,8 +17,25 @@ export interface PrServerOptions {
   readonly maxMessageBytes?: number;
   /** How long {@link RunningPrServer.close} waits for requests in flight, in ms. Default 10000. */
   readonly drainTimeoutMs?: number;
-  /** A connection that sends no hello within this time is dropped, in ms. Default 30000. */
+  /** A connection that sends no hello within this time is dropped, in ms. Default: `requestTimeoutMs`. */
   readonly handshakeTimeoutMs?: number;
+  /**
+   * A request must arrive whole within this time from its first byte, and a client the server is
+   * holding answers for must read them within it; otherwise it is dropped (and logged), in ms.
+   * Default 30000.
+   */
+  readonly requestTimeoutMs?: number;
+  /**
+   * A connection with no request in flight that sends nothing for this long is closed, in ms.
+   * Default 0: never (BitBake's builders hold one connection for a whole build, quiet for as long
+   * as a compile takes).
+   */
+  readonly idleTimeoutMs?: number;
+  /**
+   * Answer bytes buffered for a client that has not read them. Past it the server answers and
+   * reads nothing more from that client until it reads. Default 1 MiB.
+   */
+  readonly maxUnreadBytes?: number;
   /** Where the server logs; pino fits. Default: nothing is logged. */
   readonly logger?: ServerLogger;
   /** Most client connections open at once; more are closed at accept. Default 1000. */
@@ -49,6 +66,10 @@ export interface RunningPrServer {
 export const DEFAULT_PORT = 8585;
 /** Default bound on client connections open at once. */
 export const DEFAULT_MAX_CLIENTS = 1000;
+/** Default time a client has to send a whole request, or to read answers held for it, in ms. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** Default bound on answer bytes buffered for a client that does not read them. */
+export const DEFAULT_MAX_UNREAD_BYTES = 1024 * 1024;
 
 /**
  * Parses CIDR networks (`10.0.0.0/8`, `2001:db8::/32`; a bare address is one host) into a block
@@ -66,6 +87,11 @@ export function parseNetworks(networks: readonly string[]): BlockList {
     list.addSubnet(address, prefix, type);
   }
   return list;
+}
+
+function positive(name: string, value: number): number {
+  if (!(value > 0)) throw new RangeError(`${name} must be more than 0, got ${String(value)}`);
+  return value;
 }
 
 function readOnlyViewOf(engine: PrEngine): PrEngine {
@@ -87,12 +113,17 @@ function isAllowed(list: BlockList, address: string | undefined): boolean {
 export async function startPrServer(options: PrServerOptions): Promise<RunningPrServer> {
   const logger = options.logger ?? silentLogger;
   const sessions = new Set<ConnectionSession>();
+  const requestTimeoutMs = positive('requestTimeoutMs', options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
   const sessionOptions = {
     context: { engine: options.engine, defaultHistory: options.defaultHistory ?? false },
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-    handshakeTimeoutMs: options.handshakeTimeoutMs ?? 30_000,
+    handshakeTimeoutMs: positive('handshakeTimeoutMs', options.handshakeTimeoutMs ?? requestTimeoutMs),
+    requestTimeoutMs,
+    idleTimeoutMs: options.idleTimeoutMs ?? 0,
+    maxUnreadBytes: positive('maxUnreadBytes', options.maxUnreadBytes ?? DEFAULT_MAX_UNREAD_BYTES),
     logger,
   };
+  if (!(sessionOptions.idleTimeoutMs >= 0)) throw new RangeError(`idleTimeoutMs must be 0 or more, got ${String(options.idleTimeoutMs)}`);
   let closing = false;
   const maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
   const allowed = options.allow ? parseNetworks(options.allow) : undefined;

@@ -77,6 +77,39 @@ describe('resolveServerSettings', () => {
     });
   });
 
+  describe('connection timeouts and buffers', () => {
+    it('defaults to a 30 s request timeout, no idle timeout and 1 MiB of unread answers', () => {
+      expect(resolveServerSettings({}, {}, NO_FILE)).toMatchObject({
+        requestTimeoutMs: 30_000,
+        idleTimeoutMs: 0,
+        maxUnreadBytes: 1_048_576,
+      });
+    });
+
+    it('takes them from flags, environment and config file, in that order, in seconds', () => {
+      const file = fileWith({ request_timeout: 5, idle_timeout: 3600, max_unread_bytes: 4096 });
+      expect(resolveServerSettings({}, {}, file)).toMatchObject({ requestTimeoutMs: 5_000, idleTimeoutMs: 3_600_000, maxUnreadBytes: 4096 });
+      const env = { PRSERV_REQUEST_TIMEOUT: '0.25', PRSERV_IDLE_TIMEOUT: '0', PRSERV_MAX_UNREAD_BYTES: '8192' };
+      expect(resolveServerSettings({}, env, file)).toMatchObject({ requestTimeoutMs: 250, idleTimeoutMs: 0, maxUnreadBytes: 8192 });
+      expect(resolveServerSettings({ requestTimeout: '60', idleTimeout: '1.5', maxUnreadBytes: '65536' }, env, file)).toMatchObject({
+        requestTimeoutMs: 60_000,
+        idleTimeoutMs: 1_500,
+        maxUnreadBytes: 65_536,
+      });
+    });
+
+    it.each([
+      [{ requestTimeout: '0' }, {}, '--request-timeout'],
+      [{ requestTimeout: '-1' }, {}, '--request-timeout'],
+      [{ requestTimeout: '0.0001' }, {}, '--request-timeout'],
+      [{}, { PRSERV_IDLE_TIMEOUT: '5m' }, 'PRSERV_IDLE_TIMEOUT'],
+      [{ maxUnreadBytes: '0' }, {}, '--max-unread-bytes'],
+      [{ maxUnreadBytes: '1MiB' }, {}, '--max-unread-bytes'],
+    ])('refuses %j %j naming %s', (flags, env, source) => {
+      expect(configErrorOf(() => resolveServerSettings(flags, env, NO_FILE)).message).toContain(source);
+    });
+  });
+
   it('works without a config file argument', () => {
     expect(resolveServerSettings({}, {}).port).toBe(8585);
   });

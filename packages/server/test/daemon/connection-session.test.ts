@@ -200,6 +200,9 @@ function openSession(engine: PrEngine, options: Partial<Omit<SessionOptions, 'co
     context: { engine, defaultHistory: false },
     maxMessageBytes: options.maxMessageBytes ?? 1_048_576,
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+    requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+    idleTimeoutMs: options.idleTimeoutMs ?? 0,
+    maxUnreadBytes: options.maxUnreadBytes ?? 1_048_576,
     logger,
   });
   return { client, server, session, logger, reader: new PeerReader(client) };
@@ -293,6 +296,21 @@ describe('ConnectionSession hello', () => {
     expect(logger.at('info').map((entry) => entry.message)).toEqual(['no hello in time; connection dropped']);
   });
 
+  it('drops a peer that trickles its hello a byte at a time, however steadily', async () => {
+    const { client, session, logger } = openSession(createControlledEngine().engine, { handshakeTimeoutMs: 100 });
+    const started = Date.now();
+    const hello = 'PRSERVICE 1.0\nneeds-headers: true\n\n';
+    let sent = 0;
+    const trickle = setInterval(() => {
+      if (sent < hello.length && !client.destroyed) client.write(hello[sent++]!);
+    }, 10);
+    await session.closed;
+    clearInterval(trickle);
+    expect(sent).toBeLessThan(hello.length);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(logger.at('info').map((entry) => entry.message)).toEqual(['no hello in time; connection dropped']);
+  });
+
   it('keeps a peer that has sent its hello past the hello timeout', async () => {
     const { client, server, reader } = openSession(createControlledEngine().engine, { handshakeTimeoutMs: 40 });
     client.write(`${HELLO}${PING}`);
@@ -301,6 +319,71 @@ describe('ConnectionSession hello', () => {
     expect(server.destroyed).toBe(false);
     client.write(PING);
     expect(await reader.line()).toBe(PONG.trimEnd());
+  });
+});
+
+describe('ConnectionSession request timeout', () => {
+  it('drops a peer whose request never ends, though bytes keep coming', async () => {
+    const { client, session, logger } = openSession(createControlledEngine().engine, { requestTimeoutMs: 100 });
+    client.write(`${HELLO}{"ping": {`);
+    const trickle = setInterval(() => client.destroyed || client.write(' '), 10);
+    await session.closed;
+    clearInterval(trickle);
+    const [entry] = logger.at('info');
+    expect(entry?.message).toBe('request not received whole in time; connection dropped');
+    expect(entry?.fields.bufferedBytes).toBeGreaterThan(0);
+  });
+
+  it('drops a peer whose chunk stream never ends', async () => {
+    const { client, session, logger } = openSession(createControlledEngine().engine, { requestTimeoutMs: 100 });
+    client.write(`${HELLO}{"chunk-stream": null}\n`);
+    const trickle = setInterval(() => client.destroyed || client.write('{"ping"\n'), 10);
+    await session.closed;
+    clearInterval(trickle);
+    expect(logger.at('info').map((entry) => entry.message)).toEqual(['request not received whole in time; connection dropped']);
+  });
+
+  it('does not count the time between requests, nor a request the server is still answering', async () => {
+    const controlled = createControlledEngine();
+    const { client, server, reader } = openSession(controlled.engine, { requestTimeoutMs: 50 });
+    client.write(`${HELLO}${PING}`);
+    expect(await reader.line()).toBe(PONG.trimEnd());
+    await sleep(150);
+    client.write(request('test-package', { version: 'slow-1.0', pkgarch: 'core2-64' }));
+    const call = await controlled.call(0);
+    await sleep(150);
+    call.resolve(true);
+    expect(await reader.line()).toBe('{"value":true}');
+    expect(server.destroyed).toBe(false);
+  });
+});
+
+describe('ConnectionSession idle timeout', () => {
+  it('closes a connection that sends nothing for the idle time, and logs it', async () => {
+    const { client, session, reader, logger } = openSession(createControlledEngine().engine, { idleTimeoutMs: 60 });
+    client.write(`${HELLO}${PING}`);
+    expect(await reader.line()).toBe(PONG.trimEnd());
+    await session.closed;
+    expect(logger.at('info').map((entry) => entry.message)).toEqual(['connection idle; closed']);
+  });
+
+  it('keeps a connection whose request is still being answered', async () => {
+    const controlled = createControlledEngine();
+    const { client, server, reader } = openSession(controlled.engine, { idleTimeoutMs: 50 });
+    client.write(`${HELLO}${request('test-package', { version: 'slow-1.0', pkgarch: 'core2-64' })}`);
+    const call = await controlled.call(0);
+    await sleep(150);
+    expect(server.destroyed).toBe(false);
+    call.resolve(false);
+    expect(await reader.line()).toBe('{"value":false}');
+  });
+
+  it('never closes an idle connection when off (the default)', async () => {
+    const { client, server, reader } = openSession(createControlledEngine().engine);
+    client.write(`${HELLO}${PING}`);
+    expect(await reader.line()).toBe(PONG.trimEnd());
+    await sleep(150);
+    expect(server.destroyed).toBe(false);
   });
 });
 
@@ -511,6 +594,40 @@ describe('ConnectionSession drain with a client that keeps sending', () => {
 });
 
 describe('ConnectionSession and a client that does not read', () => {
+  const rows = Array.from({ length: 40 }, (_, index) => ({
+    version: 'big-1.0',
+    pkgarch: 'core2-64',
+    checksum: index.toString(16).padStart(64, '0'),
+    value: String(index),
+  }));
+
+  it('answers ahead while the unread answers stay under the bound', async () => {
+    const { engine, calls } = createControlledEngine({ exportRows: () => rows });
+    const { client, reader } = openSession(engine, { highWaterMark: 1024, maxUnreadBytes: 64 * 1024 });
+    reader.pause();
+    client.write(HELLO + request('export', { version: 'big-1.0', history: true }).repeat(6));
+    await settle();
+    // Six answers of ~5 KB fit in 64 KiB: all are produced although none was read.
+    expect(calls).toHaveLength(6);
+  });
+
+  it('drops a client that does not take its answers within the request timeout, and logs it', async () => {
+    const { engine, calls } = createControlledEngine({ exportRows: () => rows });
+    const { client, server, session, reader, logger } = openSession(engine, {
+      highWaterMark: 1024,
+      maxUnreadBytes: 1024,
+      requestTimeoutMs: 80,
+    });
+    reader.pause();
+    client.write(HELLO + request('export', { version: 'big-1.0', history: true }).repeat(50));
+    await session.closed;
+    expect(server.destroyed).toBe(true);
+    expect(calls.length).toBeLessThan(5);
+    const [entry] = logger.at('warn');
+    expect(entry?.message).toBe('client does not read its answers; connection dropped');
+    expect(entry?.fields.unreadBytes).toBeGreaterThan(1024);
+  });
+
   it('produces no more answers until the client reads the ones written', async () => {
     // Each answer is bigger than what the connection buffers, so one unread answer fills it.
     const rows = Array.from({ length: 40 }, (_, index) => ({
@@ -520,7 +637,7 @@ describe('ConnectionSession and a client that does not read', () => {
       value: String(index),
     }));
     const { engine, calls } = createControlledEngine({ exportRows: () => rows });
-    const { client, server, reader } = openSession(engine, { highWaterMark: 1024 });
+    const { client, server, reader } = openSession(engine, { highWaterMark: 1024, maxUnreadBytes: 1024 });
     reader.pause();
     const total = 6;
     client.write(HELLO + request('export', { version: 'big-1.0', history: true }).repeat(total));
