@@ -126,7 +126,7 @@ describe.concurrent('help', () => {
   it('prserv client --help lists every client command and the server address setting', async () => {
     const result = await runCliProcess(['client', '--help']);
     expect(result.code).toBe(0);
-    for (const command of ['get-pr', 'test-pr', 'test-package', 'max-package-pr', 'import-one', 'export', 'ping', 'is-readonly']) {
+    for (const command of ['get-pr', 'test-pr', 'test-package', 'max-package-pr', 'import-one', 'export', 'ping', 'is-readonly', 'stats', 'reset-stats']) {
       expect(result.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
     }
     for (const option of ['--server', '--json', '--config', '--history', '--colinfo', '--version', '--pkgarch', '--checksum']) {
@@ -394,6 +394,26 @@ describe.concurrent('prserv client against a server on PostgreSQL', () => {
     expect(report).toMatchObject({ ok: true, requests: 200 });
     expect(report.checks.length).toBeGreaterThan(0);
     expect(report.checks.every((check) => check.ok)).toBe(true);
+  });
+
+  it('reports stats over either protocol, readably and as JSON, and resets them', async () => {
+    await ask(server, 'ping');
+    const stats = (await askJson(server, '--protocol', 'jsonrpc', 'stats')) as { requests: Record<string, { count: number }> };
+    expect(stats.requests.ping!.count).toBeGreaterThanOrEqual(1);
+    const table = await ask(server, 'stats');
+    expect(table.split('\n')[1]).toBe('METHOD\tCOUNT\tERRORS\tMEAN_MS\tP50_MS\tP90_MS\tP99_MS\tMAX_MS');
+    expect(table).toMatch(/^ping\t\d+\t0\t/m);
+    expect(await ask(server, 'reset-stats')).toMatch(/^requests until now, since /);
+    const fresh = (await askJson(server, 'stats')) as { requests: Record<string, { count: number }> };
+    // Other tests share this server: only what came after the reset is counted.
+    expect(fresh.requests['reset-stats']!.count).toBeGreaterThanOrEqual(1);
+    expect(fresh.requests.all!.count).toBeLessThan(stats.requests.all!.count + 50);
+  });
+
+  it('refuses an unknown --protocol with exit code 2 naming the flag', async () => {
+    const result = await client(server, '--protocol', 'grpc', 'ping');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--protocol');
   });
 
   it('answers is-readonly readably and as JSON', async () => {

@@ -1,25 +1,15 @@
-import { connect as netConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { type DecodedFrame, encodeClientHello, encodeMessage, FrameDecoder, isProtocolError } from '@prserv/core/protocol';
 import { PrClientError } from './client-errors.js';
+import { type ConnectionOptions, openSocket } from './open-socket.js';
 import type { ServerAddress } from './server-address.js';
 
-/** Opens the byte stream to a server; replaceable so tests and tools can bring their own transport. */
-export type SocketFactory = (address: ServerAddress) => Socket;
-
-/** Options of {@link AsyncRpcConnection.open}. */
-export interface ConnectionOptions {
-  readonly connectTimeoutMs: number;
-  readonly maxMessageBytes?: number;
-  readonly signal?: AbortSignal;
-  readonly createSocket?: SocketFactory;
-}
+export type { ConnectionOptions, SocketFactory } from './open-socket.js';
 
 interface Pending {
   resolve(message: unknown): void;
   reject(error: Error): void;
 }
-
-const defaultSocketFactory: SocketFactory = ({ host, port }) => netConnect({ host, port });
 
 /**
  * One asyncrpc connection to a PR server: it sends the `PRSERVICE 1.0` hello, then carries one
@@ -42,41 +32,10 @@ export class AsyncRpcConnection {
   }
 
   /** Connects and sends the hello. Rejects with `CONNECT_FAILED`, `TIMEOUT` or `ABORTED`. */
-  static open(address: ServerAddress, options: ConnectionOptions): Promise<AsyncRpcConnection> {
-    return new Promise((resolve, reject) => {
-      if (options.signal?.aborted) {
-        reject(new PrClientError('ABORTED', 'aborted before connecting', { cause: options.signal.reason }));
-        return;
-      }
-      const socket = (options.createSocket ?? defaultSocketFactory)(address);
-      socket.setNoDelay(true);
-      const where = `${address.host}:${address.port}`;
-      const settle = (error?: Error) => {
-        clearTimeout(timer);
-        socket.off('connect', onConnect);
-        socket.off('error', onError);
-        options.signal?.removeEventListener('abort', onAbort);
-        if (error) {
-          socket.destroy();
-          reject(error);
-        }
-      };
-      const onConnect = () => {
-        settle();
-        socket.write(encodeClientHello());
-        resolve(new AsyncRpcConnection(socket, options.maxMessageBytes));
-      };
-      const onError = (error: Error) =>
-        settle(new PrClientError('CONNECT_FAILED', `cannot connect to PR server ${where}: ${error.message}`, { cause: error }));
-      const onAbort = () => settle(new PrClientError('ABORTED', `aborted while connecting to ${where}`, { cause: options.signal?.reason }));
-      const timer = setTimeout(
-        () => settle(new PrClientError('TIMEOUT', `timed out after ${options.connectTimeoutMs} ms connecting to PR server ${where}`)),
-        options.connectTimeoutMs,
-      );
-      socket.once('connect', onConnect);
-      socket.once('error', onError);
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-    });
+  static async open(address: ServerAddress, options: ConnectionOptions): Promise<AsyncRpcConnection> {
+    const socket = await openSocket(address, options);
+    socket.write(encodeClientHello());
+    return new AsyncRpcConnection(socket, options.maxMessageBytes);
   }
 
   /** True once the connection failed or was closed; open a new one then. */

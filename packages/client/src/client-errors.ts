@@ -30,6 +30,16 @@ export class PrClientError extends Error {
 export class InvokeError extends Error {
   override readonly name = 'InvokeError';
   readonly code = 'INVOKE_ERROR' as const;
+  /**
+   * The server's stable code for the refusal (`INVALID_PARAMS`, `DATABASE_UNAVAILABLE`, …), when
+   * the protocol carries one: the JSON-RPC envelope does, asyncrpc does not.
+   */
+  readonly serverCode: string | undefined;
+
+  constructor(message: string, options?: { serverCode?: string; cause?: unknown }) {
+    super(message, options);
+    this.serverCode = options?.serverCode;
+  }
 }
 
 /** True when `value` is a {@link PrClientError}. */

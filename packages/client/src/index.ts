@@ -5,12 +5,15 @@ export type {
   ExportResult,
   ExportedRow,
   ImportArgs,
+  MethodStats,
   PackageArgs,
   PrClientOptions,
   RevisionArgs,
+  ServerStats,
 } from './pr-client.js';
 export { AsyncRpcConnection } from './asyncrpc-connection.js';
-export type { ConnectionOptions, SocketFactory } from './asyncrpc-connection.js';
+export { JsonRpcConnection } from './json-rpc-connection.js';
+export type { ConnectionOptions, SocketFactory } from './open-socket.js';
 export { formatServerAddress, parseServerAddress } from './server-address.js';
 export type { ServerAddress } from './server-address.js';
 export { InvokeError, PR_CLIENT_ERROR_CODES, PrClientError, isInvokeError, isPrClientError } from './client-errors.js';

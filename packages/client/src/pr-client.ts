@@ -1,6 +1,8 @@
 import { type ExportMetainfo, fromWireRevision } from '@prserv/core/protocol';
-import { AsyncRpcConnection, type SocketFactory } from './asyncrpc-connection.js';
+import { AsyncRpcConnection } from './asyncrpc-connection.js';
 import { InvokeError, PrClientError } from './client-errors.js';
+import { JsonRpcConnection } from './json-rpc-connection.js';
+import type { SocketFactory } from './open-socket.js';
 import { formatServerAddress, parseServerAddress, type ServerAddress } from './server-address.js';
 
 /** Options of {@link createPrClient}. */
@@ -26,6 +28,12 @@ export interface PrClientOptions {
    * server uses its default mode and answers integers. Default false.
    */
   readonly legacy?: boolean;
+  /**
+   * `asyncrpc` (default): BitBake's protocol, which BitBake's own server speaks too; one request
+   * at a time per connection. `jsonrpc`: prserv's envelope (docs/protocol.md §11), with many
+   * requests in flight on one connection; only prserv speaks it.
+   */
+  readonly protocol?: 'asyncrpc' | 'jsonrpc';
   /** Opens the transport; default a TCP socket. */
   readonly createSocket?: SocketFactory;
 }
@@ -75,6 +83,25 @@ export interface ExportedRow {
   readonly value: string;
 }
 
+/** Request counts and latency of one method, as {@link PrClient.stats} reports them. */
+export interface MethodStats {
+  readonly count: number;
+  readonly errors: number;
+  readonly 'mean-ms': number;
+  readonly 'max-ms': number;
+  readonly 'p50-ms': number;
+  readonly 'p90-ms': number;
+  readonly 'p99-ms': number;
+}
+
+/** What a prserv server reports for get-stats: requests since `since`, per method and `all`. */
+export interface ServerStats {
+  readonly since: string;
+  readonly 'elapsed-seconds': number;
+  readonly connections: number;
+  readonly requests: Readonly<Record<string, MethodStats>>;
+}
+
 /** What {@link PrClient.export} returns. */
 export interface ExportResult {
   /** `{}` without colinfo. */
@@ -94,7 +121,7 @@ export function createPrClient(options: PrClientOptions): PrClient {
 export class PrClient implements AsyncDisposable {
   readonly address: ServerAddress;
   readonly #options: Required<Omit<PrClientOptions, 'address' | 'createSocket'>> & Pick<PrClientOptions, 'createSocket'>;
-  #connection: Promise<AsyncRpcConnection> | undefined;
+  #connection: Promise<Connection> | undefined;
   #closed = false;
 
   constructor(options: PrClientOptions) {
@@ -106,8 +133,15 @@ export class PrClient implements AsyncDisposable {
       retryDelayMs: options.retryDelayMs ?? 100,
       maxMessageBytes: options.maxMessageBytes ?? 256 * 1024 * 1024,
       legacy: options.legacy ?? false,
+      protocol: options.protocol ?? 'asyncrpc',
       createSocket: options.createSocket,
     };
+    if (this.#options.protocol !== 'asyncrpc' && this.#options.protocol !== 'jsonrpc') {
+      throw new RangeError(`protocol must be "asyncrpc" or "jsonrpc", got ${JSON.stringify(options.protocol)}`);
+    }
+    if (this.#options.legacy && this.#options.protocol === 'jsonrpc') {
+      throw new RangeError('legacy is a way of speaking asyncrpc; it does not go with protocol "jsonrpc"');
+    }
   }
 
   /** True when the server answers. */
@@ -128,6 +162,35 @@ export class PrClient implements AsyncDisposable {
     const value = revision(response.value);
     if (value === null) throw new PrClientError('PROTOCOL', 'the server answered get-pr without a value');
     return value;
+  }
+
+  /**
+   * The PRs of many checksums, in the order asked; the server allocates where needed. Over
+   * `jsonrpc` they are pipelined on one connection; over `asyncrpc` they go one after another.
+   */
+  async getPrMany(list: readonly RevisionArgs[], options?: CallOptions): Promise<string[]> {
+    const answers = new Array<string>(list.length);
+    let next = 0;
+    // A bounded window: enough to keep the server busy, without queueing thousands of timers.
+    const worker = async () => {
+      while (next < list.length) {
+        const index = next++;
+        answers[index] = await this.getPr(list[index]!, options);
+      }
+    };
+    const window = this.#options.protocol === 'jsonrpc' ? GET_PR_MANY_WINDOW : 1;
+    await Promise.all(Array.from({ length: Math.min(window, list.length) }, worker));
+    return answers;
+  }
+
+  /** Request counts and latency since the server started or was last reset (prserv only). */
+  async stats(options?: CallOptions): Promise<ServerStats> {
+    return (await this.#call('get-stats', {}, options)) as unknown as ServerStats;
+  }
+
+  /** Starts the server's counts afresh; returns those until now (prserv only). */
+  async resetStats(options?: CallOptions): Promise<ServerStats> {
+    return (await this.#call('reset-stats', {}, options)) as unknown as ServerStats;
   }
 
   /** The PR the server holds for a checksum, or null; nothing is allocated. */
@@ -196,16 +259,15 @@ export class PrClient implements AsyncDisposable {
   }
 
   async #call(method: string, params: Record<string, unknown>, options: CallOptions = {}): Promise<Record<string, unknown>> {
-    const message = { [method]: params };
     for (let attempt = 0; ; attempt += 1) {
       if (this.#closed) throw new PrClientError('CLOSED', 'the client is closed');
       try {
         const connection = await this.#connect(options.signal);
-        const response = await connection.request(message, {
-          timeoutMs: options.timeoutMs ?? this.#options.requestTimeoutMs,
-          signal: options.signal,
-        });
-        return this.#unwrap(method, response, connection);
+        const timing = { timeoutMs: options.timeoutMs ?? this.#options.requestTimeoutMs, signal: options.signal };
+        if (connection instanceof JsonRpcConnection) {
+          return this.#unwrap(method, await connection.call(method, params, timing));
+        }
+        return this.#unwrap(method, await connection.request({ [method]: params }, timing), connection);
       } catch (error) {
         const retriable = error instanceof PrClientError && (error.code === 'CONNECT_FAILED' || error.code === 'CONNECTION_LOST');
         if (!retriable || attempt >= this.#options.retries) throw error;
@@ -214,7 +276,7 @@ export class PrClient implements AsyncDisposable {
     }
   }
 
-  #unwrap(method: string, response: unknown, connection: AsyncRpcConnection): Record<string, unknown> {
+  #unwrap(method: string, response: unknown, connection?: AsyncRpcConnection): Record<string, unknown> {
     // BitBake's server (and ours) answers a bare null when import-one stored nothing (read-only).
     if (response === null && method === 'import-one') return { value: null };
     if (typeof response !== 'object' || response === null || Array.isArray(response)) {
@@ -224,7 +286,7 @@ export class PrClient implements AsyncDisposable {
     const invoke = record['invoke-error'];
     if (invoke !== undefined) {
       // The server closes the connection after an invoke-error; do not reuse it.
-      connection.discard('the server closed the connection after refusing another request');
+      connection?.discard('the server closed the connection after refusing another request');
       const text = typeof invoke === 'object' && invoke !== null ? (invoke as { message?: unknown }).message : invoke;
       throw new InvokeError(typeof text === 'string' ? text : JSON.stringify(text));
     }
@@ -235,7 +297,7 @@ export class PrClient implements AsyncDisposable {
    * The open connection, or a new one. Concurrent callers share one connection attempt: only the
    * first to find the connection dead replaces it, the others use the replacement.
    */
-  async #connect(signal: AbortSignal | undefined): Promise<AsyncRpcConnection> {
+  async #connect(signal: AbortSignal | undefined): Promise<Connection> {
     for (;;) {
       const current = this.#connection ?? this.#reconnect();
       // One caller's abort must not fail the attempt the others share: each races its own signal.
@@ -245,12 +307,16 @@ export class PrClient implements AsyncDisposable {
     }
   }
 
-  #reconnect(): Promise<AsyncRpcConnection> {
-    const opening = AsyncRpcConnection.open(this.address, {
+  #reconnect(): Promise<Connection> {
+    const connectionOptions = {
       connectTimeoutMs: this.#options.connectTimeoutMs,
       maxMessageBytes: this.#options.maxMessageBytes,
       createSocket: this.#options.createSocket,
-    });
+    };
+    const opening: Promise<Connection> =
+      this.#options.protocol === 'jsonrpc'
+        ? JsonRpcConnection.open(this.address, connectionOptions)
+        : AsyncRpcConnection.open(this.address, connectionOptions);
     this.#connection = opening;
     // A failed attempt fails the calls waiting on it, and the next call tries afresh.
     opening.catch(() => {
@@ -264,6 +330,11 @@ export class PrClient implements AsyncDisposable {
     return formatServerAddress(this.address);
   }
 }
+
+type Connection = AsyncRpcConnection | JsonRpcConnection;
+
+/** Requests {@link PrClient.getPrMany} keeps in flight over `jsonrpc`. */
+const GET_PR_MANY_WINDOW = 256;
 
 function checksumParams(args: PackageArgs & { checksum: string }): Record<string, unknown> {
   return { version: args.version, pkgarch: args.pkgarch, checksum: args.checksum };

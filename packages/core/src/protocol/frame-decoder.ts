@@ -19,6 +19,11 @@ export interface FrameDecoderOptions {
    * Exceeding it raises a `MESSAGE_TOO_LARGE` {@link ProtocolError}. Default 1 MiB.
    */
   readonly maxMessageBytes?: number;
+  /**
+   * Whether a `{"chunk-stream": null}` line starts a chunk stream (asyncrpc). Default true; a
+   * protocol without chunk streams turns it off, so such a line is an ordinary message.
+   */
+  readonly chunkStreams?: boolean;
 }
 
 /** Header names are lower-cased, values trimmed, as BitBake's asyncrpc server does. */
@@ -45,6 +50,7 @@ const NEWLINE = 0x0a;
  */
 export class FrameDecoder {
   readonly #maxMessageBytes: number;
+  readonly #chunkStreams: boolean;
   readonly #utf8 = new TextDecoder('utf-8', { fatal: true });
   #phase: Phase;
   #pending: Uint8Array[] = [];
@@ -61,6 +67,7 @@ export class FrameDecoder {
       throw new RangeError(`maxMessageBytes must be a positive integer, got ${String(max)}`);
     }
     this.#maxMessageBytes = max;
+    this.#chunkStreams = options.chunkStreams ?? true;
     this.#phase =
       options.preamble === 'client-hello' ? 'protocol-line' : options.preamble === 'server-headers' ? 'headers' : 'messages';
   }
@@ -215,7 +222,7 @@ export class FrameDecoder {
 
   #acceptMessageLine(line: string): DecodedFrame | undefined {
     const message = parseJson(line);
-    if (isChunkStreamStart(message)) {
+    if (this.#chunkStreams && isChunkStreamStart(message)) {
       this.#phase = 'chunks';
       this.#chunks = [];
       this.#chunkBytes = 0;

@@ -1,4 +1,4 @@
-// The asyncrpc codec of BitBake's PR service: framing, requests, wire values. Pure, and importing
+// The asyncrpc codec of BitBake's PR service (framing, requests, wire values) and the JSON-RPC envelope. Pure, and importing
 // nothing outside this folder, so that `@prserv/client` can use it without the database stack.
 export {
   ASYNCRPC_MAX_CHUNK,
@@ -16,4 +16,13 @@ export { PROTOCOL_ERROR_CODES, ProtocolError, isProtocolError } from './protocol
 export type { ProtocolErrorCode } from './protocol-error.js';
 export { fromWireRevision, toWireRevision } from './wire-values.js';
 export { exportMetainfo } from './export-metainfo.js';
+export {
+  encodeJsonRpcError,
+  encodeJsonRpcRequest,
+  encodeJsonRpcResult,
+  jsonRpcIdOf,
+  parseJsonRpcRequest,
+  parseJsonRpcResponse,
+} from './json-rpc.js';
+export type { JsonRpcError, JsonRpcId, JsonRpcResponse } from './json-rpc.js';
 export type { ColumnInfo, ExportMetainfo } from './export-metainfo.js';

@@ -7,6 +7,7 @@ export const PROTOCOL_ERROR_CODES = [
   'UNKNOWN_METHOD',
   'INVALID_PARAMS',
   'DECODER_FAILED',
+  'INVALID_REQUEST',
 ] as const;
 
 /** One of {@link PROTOCOL_ERROR_CODES}. */

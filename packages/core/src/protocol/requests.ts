@@ -10,6 +10,8 @@ export const PR_METHODS = [
   'max-package-pr',
   'import-one',
   'export',
+  'get-stats',
+  'reset-stats',
 ] as const;
 
 /** One of {@link PR_METHODS}. */
@@ -33,6 +35,7 @@ export interface ChecksumParams extends PackageParams {
 export type PrRequest =
   | { readonly method: 'ping' }
   | { readonly method: 'is-readonly' }
+  | { readonly method: 'get-stats' | 'reset-stats' }
   | ({ readonly method: 'get-pr' | 'test-pr'; readonly history: boolean | undefined } & ChecksumParams)
   | ({ readonly method: 'test-package' | 'max-package-pr' } & PackageParams)
   | ({ readonly method: 'import-one'; readonly value: string; readonly valueWasNumber: boolean } & ChecksumParams)
@@ -73,6 +76,8 @@ export function parseRequest(message: unknown): PrRequest {
   switch (method) {
     case 'ping':
     case 'is-readonly':
+    case 'get-stats':
+    case 'reset-stats':
       return { method };
     case 'get-pr':
     case 'test-pr':

@@ -36,6 +36,8 @@ describe('parseRequest', () => {
     const valid: Record<(typeof PR_METHODS)[number], [unknown, unknown]> = {
       ping: [{}, { method: 'ping' }],
       'is-readonly': [{}, { method: 'is-readonly' }],
+      'get-stats': [{}, { method: 'get-stats' }],
+      'reset-stats': [null, { method: 'reset-stats' }],
       'get-pr': [{ ...sum, history: false }, { method: 'get-pr', ...sum, history: false }],
       'test-pr': [{ ...sum, history: true }, { method: 'test-pr', ...sum, history: true }],
       'test-package': [pkg, { method: 'test-package', ...pkg }],

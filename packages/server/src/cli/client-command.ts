@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { createPrClient, isInvokeError, isPrClientError, type PrClient } from '@prserv/client';
+import { createPrClient, isInvokeError, isPrClientError, type PrClient, type ServerStats } from '@prserv/client';
 import { isRevision } from '@prserv/core';
 import { checkCommandArguments } from './arguments.js';
 import type { ConfigFile } from './config-file.js';
@@ -17,6 +17,8 @@ const COMMAND_ARITY: Record<string, number> = {
   export: 0,
   ping: 0,
   'is-readonly': 0,
+  stats: 0,
+  'reset-stats': 0,
 };
 
 /** Options of `prserv client` commands other than `stress`. */
@@ -30,6 +32,7 @@ const CLIENT_OPTIONS = {
   pkgarch: { type: 'string' },
   checksum: { type: 'string' },
   colinfo: { type: 'boolean', default: false },
+  protocol: { type: 'string' },
 } as const;
 
 /** Options that take a value (so that their value is not taken for the command). */
@@ -49,7 +52,9 @@ export async function runClientCommand(args: string[], io: CliIo, loadConfig: (p
   checkCommandArguments(args, CLIENT_OPTIONS, 'client', true);
   const { values, positionals } = parseArgs({ args, options: CLIENT_OPTIONS, strict: true, allowPositionals: true });
   const [command, ...operands] = positionals;
-  if (!command) throw new UsageError('missing command (stress, get-pr, test-pr, test-package, max-package-pr, import-one, export, ping, is-readonly)');
+  if (!command) {
+    throw new UsageError('missing command (stress, get-pr, test-pr, test-package, max-package-pr, import-one, export, ping, is-readonly, stats, reset-stats)');
+  }
   const arity = COMMAND_ARITY[command];
   if (arity === undefined) throw new UsageError(`unknown client command "${command}"`);
   if (operands.length !== arity) {
@@ -62,6 +67,10 @@ export async function runClientCommand(args: string[], io: CliIo, loadConfig: (p
     // Refused here, before anything is sent: the server would refuse it too, with less context.
     throw new UsageError(`import-one: VALUE must be a revision such as 3 or 1.2, got ${JSON.stringify(operands[3])}`);
   }
+  const protocol = values.protocol ?? 'asyncrpc';
+  if (protocol !== 'asyncrpc' && protocol !== 'jsonrpc') {
+    throw new ConfigError(`invalid --protocol ${JSON.stringify(protocol)}: expected asyncrpc or jsonrpc`);
+  }
   const timeout = values.timeout === undefined ? 30_000 : Number(values.timeout);
   if (!Number.isInteger(timeout) || timeout <= 0) throw new ConfigError(`invalid --timeout ${JSON.stringify(values.timeout)}: expected milliseconds`);
   const file = values.config ? await loadConfig(values.config) : undefined;
@@ -69,7 +78,7 @@ export async function runClientCommand(args: string[], io: CliIo, loadConfig: (p
 
   let client: PrClient;
   try {
-    client = createPrClient({ address: serverAddr, requestTimeoutMs: timeout, connectTimeoutMs: Math.min(timeout, 10_000) });
+    client = createPrClient({ address: serverAddr, protocol, requestTimeoutMs: timeout, connectTimeoutMs: Math.min(timeout, 10_000) });
   } catch (error) {
     throw new ConfigError((error as Error).message, { cause: error });
   }
@@ -135,6 +144,12 @@ export async function runClientCommand(args: string[], io: CliIo, loadConfig: (p
         print({ readonly }, readonly ? 'true' : 'false');
         break;
       }
+      case 'stats':
+      case 'reset-stats': {
+        const stats = command === 'stats' ? await client.stats() : await client.resetStats();
+        print(stats, formatStats(stats, command === 'stats' ? 'since' : 'until now, since'));
+        break;
+      }
     }
     return 0;
   } catch (error) {
@@ -150,6 +165,18 @@ export async function runClientCommand(args: string[], io: CliIo, loadConfig: (p
   } finally {
     await client.close();
   }
+}
+
+/** get-stats as a table: one line per method. */
+function formatStats(stats: ServerStats, heading: string): string {
+  const lines = [`requests ${heading} ${stats.since} (${stats['elapsed-seconds']} s); ${stats.connections} connections open`];
+  lines.push(['METHOD', 'COUNT', 'ERRORS', 'MEAN_MS', 'P50_MS', 'P90_MS', 'P99_MS', 'MAX_MS'].join('\t'));
+  for (const [method, summary] of Object.entries(stats.requests ?? {})) {
+    lines.push(
+      [method, summary.count, summary.errors, summary['mean-ms'], summary['p50-ms'], summary['p90-ms'], summary['p99-ms'], summary['max-ms']].join('\t'),
+    );
+  }
+  return lines.join('\n');
 }
 
 /** Index of the first argument that is neither an option nor an option's value; -1 if none. */

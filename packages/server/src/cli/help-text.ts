@@ -100,6 +100,9 @@ Commands:
                                                   rows at each package's greatest PR)
   ping                                            check that the server answers
   is-readonly                                     whether the server is read-only
+  stats                                           requests answered since the server started (or
+                                                  the last reset-stats), with latency, per method
+  reset-stats                                     start the server's counts afresh (prints the old)
   stress [stress options]                         load the server with get-pr from many connections
                                                   and check every answer (see below)
 
@@ -108,6 +111,8 @@ Options:
   --config FILE        YAML or JSON file with a client: section (key server_addr)
   --json               print JSON for scripts instead of readable text
   --timeout MS         per-request timeout (not for stress). Default: 30000
+  --protocol P         asyncrpc (BitBake's; any PR server) or jsonrpc (prserv's envelope).
+                       Default: asyncrpc
   -h, --help           show this help
 
 Exit codes: 0 success, 1 the server could not be reached or refused the request, 2 bad usage.
@@ -127,6 +132,8 @@ Stress: prserv client stress [--server HOST:PORT]... [options]
   --packages K           packages the requests are spread over uniformly. Default: ${STRESS_DEFAULTS.packages}
   --mode MODE            history ("history": true), nohist ("history": false) or legacy (no
                          history key, integer answers, as BitBake before 2.10). Default: ${STRESS_DEFAULTS.mode}
+  --protocol P           asyncrpc (BitBake's) or jsonrpc (prserv's envelope; not with --mode
+                         legacy). Default: ${STRESS_DEFAULTS.protocol}
   --package-prefix NAME  package versions are NAME-0 … NAME-(K-1). Default: stress-<random hex>,
                          new packages on every run; a fixed name grows the same packages run
                          after run (runs sharing a name must not overlap in time)

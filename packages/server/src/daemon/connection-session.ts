@@ -1,5 +1,3 @@
-import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import {
   type DecodedFrame,
   encodeHeaders,
@@ -12,32 +10,11 @@ import {
   ProtocolError,
 } from '@prserv/core';
 import { type DispatchContext, dispatchRequest, invokeErrorBody } from './dispatch.js';
+import { ConnectionPace } from './connection-pace.js';
 import { classifyError } from './error-policy.js';
-import type { ServerLogger } from './logger.js';
+import { peerName, type ServedConnection, type SessionOptions, type SessionSocket } from './session-options.js';
 
-/**
- * The connection a session serves: a `net.Socket`, or any duplex stream (an in-memory pair in
- * tests); the TCP-only calls are made when present.
- */
-export type SessionSocket = Duplex & Partial<Pick<Socket, 'remoteAddress' | 'remotePort' | 'setNoDelay' | 'setKeepAlive'>>;
-
-/** What a session needs from its server. */
-export interface SessionOptions {
-  readonly context: Omit<DispatchContext, 'generation'>;
-  readonly maxMessageBytes: number;
-  /** A peer that has not sent its hello within this time is dropped, in ms. */
-  readonly handshakeTimeoutMs: number;
-  /**
-   * A request begun must arrive whole within this time, and an answer the server holds back for
-   * a client that is not reading must be taken within it; past it the connection is dropped, in ms.
-   */
-  readonly requestTimeoutMs: number;
-  /** A connection with nothing in flight that sends nothing for this long is closed, in ms; 0: never. */
-  readonly idleTimeoutMs: number;
-  /** Answers buffered for a client that has not read them; past it the server waits for the client. */
-  readonly maxUnreadBytes: number;
-  readonly logger: ServerLogger;
-}
+export type { SessionOptions, SessionSocket } from './session-options.js';
 
 /**
  * Requests read ahead of the one being answered. Past it the socket stops being read, so a client
@@ -52,7 +29,7 @@ const LINGER_MS = 5_000;
  * answered with an `invoke-error` naming the problem and the connection is closed; nothing of
  * a bad request reaches the store.
  */
-export class ConnectionSession {
+export class ConnectionSession implements ServedConnection {
   readonly #socket: SessionSocket;
   readonly #options: SessionOptions;
   readonly #decoder: FrameDecoder;
@@ -60,12 +37,10 @@ export class ConnectionSession {
   readonly #peer: string;
   readonly closed: Promise<void>;
   readonly #handshakeTimer: NodeJS.Timeout;
-  /** Runs while a request is partly received (and we are reading). */
-  #requestTimer: NodeJS.Timeout | undefined;
-  /** Runs while the connection has nothing in flight, when an idle timeout is set. */
-  #idleTimer: NodeJS.Timeout | undefined;
+  readonly #pace: ConnectionPace;
   #greeted = false;
   readonly #logRequests: boolean;
+  #requestNumber = 0;
   #queued = 0;
   /** Requests received and not yet being answered, oldest first; a refusal takes its turn too. */
   readonly #waiting: (unknown | Refusal)[] = [];
@@ -75,12 +50,14 @@ export class ConnectionSession {
   /** Set once the input turned out bad: nothing after it is read. */
   #refusing = false;
 
-  constructor(socket: SessionSocket, options: SessionOptions) {
+  /** `firstBytes`: what was read from the socket before the session took it over. */
+  constructor(socket: SessionSocket, options: SessionOptions, firstBytes?: Buffer) {
     this.#socket = socket;
     this.#options = options;
     this.#decoder = new FrameDecoder({ preamble: 'client-hello', maxMessageBytes: options.maxMessageBytes });
     this.#context = { ...options.context, generation: 'unknown' };
-    this.#peer = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'local';
+    this.#peer = peerName(socket);
+    this.#pace = new ConnectionPace(socket, options, this.#decoder, this.#peer, () => this.#end({ linger: false }));
     this.#logRequests = options.logger.isLevelEnabled?.('debug') ?? true;
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.setNoDelay?.(true);
@@ -92,7 +69,8 @@ export class ConnectionSession {
       options.logger.info({ peer: this.#peer }, 'no hello in time; connection dropped');
       socket.destroy();
     }, options.handshakeTimeoutMs).unref();
-    socket.once('close', () => this.#clearTimers());
+    socket.once('close', () => clearTimeout(this.#handshakeTimer));
+    if (firstBytes) this.#receive(firstBytes);
   }
 
   /**
@@ -127,51 +105,12 @@ export class ConnectionSession {
       this.#enqueue(new Refusal(error));
       return;
     }
-    this.#watchPartialRequest();
-    this.#watchIdle();
-  }
-
-  /**
-   * Times a request from its first byte to its last. The timer is not restarted by later bytes,
-   * so a peer trickling a byte at a time cannot hold the connection (and its buffer) for long.
-   */
-  #watchPartialRequest(): void {
-    const partial = this.#greeted && !this.#decoder.idle && !this.#socket.isPaused();
-    if (!partial) {
-      clearTimeout(this.#requestTimer);
-      this.#requestTimer = undefined;
-    } else if (this.#requestTimer === undefined) {
-      this.#requestTimer = setTimeout(() => {
-        this.#options.logger.info(
-          { peer: this.#peer, bufferedBytes: this.#decoder.bufferedBytes, timeoutMs: this.#options.requestTimeoutMs },
-          'request not received whole in time; connection dropped',
-        );
-        this.#socket.destroy();
-      }, this.#options.requestTimeoutMs).unref();
+    if (this.#greeted) {
+      this.#pace.watchPartialRequest();
+      this.#pace.watchIdle(this.#queued);
     }
   }
 
-  /** (Re)starts the idle timer when the connection has nothing in flight, else stops it. */
-  #watchIdle(): void {
-    if (this.#options.idleTimeoutMs <= 0 || !this.#greeted) return;
-    if (this.#queued > 0 || !this.#decoder.idle || this.#ending) {
-      clearTimeout(this.#idleTimer);
-      this.#idleTimer = undefined;
-    } else if (this.#idleTimer === undefined) {
-      this.#idleTimer = setTimeout(() => {
-        this.#options.logger.info({ peer: this.#peer, idleTimeoutMs: this.#options.idleTimeoutMs }, 'connection idle; closed');
-        this.#end({ linger: false });
-      }, this.#options.idleTimeoutMs).unref();
-    } else {
-      this.#idleTimer.refresh();
-    }
-  }
-
-  #clearTimers(): void {
-    clearTimeout(this.#handshakeTimer);
-    clearTimeout(this.#requestTimer);
-    clearTimeout(this.#idleTimer);
-  }
 
   #greet(hello: Extract<DecodedFrame, { type: 'hello' }>): boolean {
     clearTimeout(this.#handshakeTimer);
@@ -211,9 +150,11 @@ export class ConnectionSession {
       this.#queued -= 1;
       return;
     }
-    const started = this.#logRequests ? performance.now() : 0;
+    const started = performance.now();
+    const req = ++this.#requestNumber;
     // Named before parsing, so that a request refused for its parameters is logged with its method.
     const method = methodOf(message);
+    let failed = false;
     try {
       const request = parseRequest(message);
       const response = await dispatchRequest(request, this.#context);
@@ -221,59 +162,43 @@ export class ConnectionSession {
       this.#socket.write(encodeMessage(response));
       if (this.#logRequests) {
         this.#options.logger.debug(
-          { peer: this.#peer, method, ms: Math.round((performance.now() - started) * 10) / 10 },
+          { peer: this.#peer, req, method, ms: Math.round((performance.now() - started) * 10) / 10 },
           'request',
         );
       }
       // A client that does not read its answers is not answered faster than it reads: past the
       // bound nothing more is answered or read until it takes them, and one that never does goes.
-      if (this.#socket.writableLength > this.#options.maxUnreadBytes) await this.#untilRead();
+      if (this.#pace.overUnreadBound) await this.#pace.untilRead();
     } catch (error) {
-      this.#refuse(error, method);
+      failed = true;
+      this.#refuse(error, method, req);
     } finally {
+      this.#options.stats?.record({
+        method,
+        protocol: 'asyncrpc',
+        outcome: failed ? 'error' : 'ok',
+        seconds: (performance.now() - started) / 1000,
+      });
       this.#queued -= 1;
       if (this.#draining && this.#queued === 0) this.#end({ linger: false });
       else if (this.#queued < MAX_QUEUED_REQUESTS && this.#socket.isPaused() && !this.#ending && !this.#draining) {
         this.#socket.resume();
-        this.#watchPartialRequest();
+        this.#pace.watchPartialRequest();
       }
-      this.#watchIdle();
+      if (!this.#ending) this.#pace.watchIdle(this.#queued);
     }
   }
 
   #pauseReading(): void {
     this.#socket.pause();
-    // Bytes we do not read are not the peer's delay.
-    this.#watchPartialRequest();
-  }
-
-  /** Waits until the client has read the buffered answers; drops it if it takes too long. */
-  #untilRead(): Promise<void> {
-    const unreadBytes = this.#socket.writableLength;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#options.logger.warn(
-          { peer: this.#peer, unreadBytes, timeoutMs: this.#options.requestTimeoutMs },
-          'client does not read its answers; connection dropped',
-        );
-        this.#socket.destroy();
-      }, this.#options.requestTimeoutMs).unref();
-      const done = () => {
-        clearTimeout(timer);
-        this.#socket.off('drain', done);
-        this.#socket.off('close', done);
-        resolve();
-      };
-      this.#socket.on('drain', done);
-      this.#socket.on('close', done);
-    });
+    this.#pace.watchPartialRequest();
   }
 
   /** Answers an invoke-error naming the problem, then closes the connection. */
-  #refuse(error: unknown, method?: string): void {
+  #refuse(error: unknown, method?: string, req?: number): void {
     if (this.#ending) return;
     const { wireMessage, code, level, logMessage, causeChain } = classifyError(error);
-    const fields = { peer: this.#peer, method, code, err: wireMessage };
+    const fields = { peer: this.#peer, req, method, code, err: wireMessage };
     this.#options.logger[level](level === 'info' ? fields : { ...fields, cause: causeChain }, logMessage);
     // Also before the hello: there is no agreed framing yet, but a JSON line is what any asyncrpc
     // client reads, and it says why the connection ends.
@@ -289,7 +214,8 @@ export class ConnectionSession {
   #end({ linger }: { linger: boolean }): void {
     if (this.#ending) return;
     this.#ending = true;
-    this.#clearTimers();
+    clearTimeout(this.#handshakeTimer);
+    this.#pace.stop();
     if (linger) {
       this.#socket.end();
       setTimeout(() => this.#socket.destroy(), LINGER_MS).unref();

@@ -15,6 +15,8 @@ export interface DispatchContext {
   readonly defaultHistory: boolean;
   /** The connection's generation so far; updated by {@link dispatchRequest}. */
   generation: ClientGeneration;
+  /** What get-stats and reset-stats report; without it they answer that stats are not kept. */
+  readonly stats?: { snapshot(): object; reset(): object };
 }
 
 /** A JSON response object. */
@@ -28,6 +30,10 @@ export async function dispatchRequest(request: PrRequest, context: DispatchConte
       return { alive: true };
     case 'is-readonly':
       return { readonly: engine.readOnly };
+    case 'get-stats':
+      return { ...(context.stats?.snapshot() ?? {}) };
+    case 'reset-stats':
+      return { ...(context.stats?.reset() ?? {}) };
     case 'get-pr':
     case 'test-pr': {
       const legacy = noteGeneration(context, request.history);

@@ -34,6 +34,7 @@ const PROTOCOL_ERROR_LEVEL: Record<ProtocolErrorCode, ErrorLogLevel> = {
   UNKNOWN_METHOD: 'info',
   INVALID_PARAMS: 'info',
   DECODER_FAILED: 'info',
+  INVALID_REQUEST: 'info',
 };
 const STORE_ERROR_LEVEL: Record<PrStoreErrorCode, ErrorLogLevel> = {
   INVALID_ARGUMENT: 'info',

@@ -1,7 +1,9 @@
 import { BlockList, createServer, isIPv4, isIPv6, type Server, type Socket } from 'node:net';
 import { DEFAULT_MAX_MESSAGE_BYTES, type PrEngine } from '@prserv/core';
-import { ConnectionSession } from './connection-session.js';
 import { type ServerLogger, silentLogger } from './logger.js';
+import { serveConnection } from './serve-connection.js';
+import { ServerStats } from './server-stats.js';
+import type { ServedConnection } from './session-options.js';
 
 /** Options of {@link startPrServer}. */
 export interface PrServerOptions {
@@ -55,6 +57,8 @@ export interface RunningPrServer {
   readonly address: { readonly host: string; readonly port: number };
   /** Number of open client connections. */
   readonly connections: number;
+  /** Requests answered since start (or the last reset), as `get-stats` reports them. */
+  readonly stats: ServerStats;
   /**
    * Stops accepting, lets requests in flight finish and be answered, closes every connection.
    * Connections still busy after the drain timeout are dropped.
@@ -109,19 +113,24 @@ function isAllowed(list: BlockList, address: string | undefined): boolean {
   return list.check(address, isIPv4(address) ? 'ipv4' : 'ipv6');
 }
 
-/** Starts a PR server speaking BitBake's asyncrpc protocol over TCP. */
+/**
+ * Starts a PR server over TCP speaking BitBake's asyncrpc protocol and, on the same port, the
+ * JSON-RPC envelope (docs/protocol.md §11).
+ */
 export async function startPrServer(options: PrServerOptions): Promise<RunningPrServer> {
   const logger = options.logger ?? silentLogger;
-  const sessions = new Set<ConnectionSession>();
+  const sessions = new Set<ServedConnection>();
+  const stats = new ServerStats(() => sessions.size);
   const requestTimeoutMs = positive('requestTimeoutMs', options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
   const sessionOptions = {
-    context: { engine: options.engine, defaultHistory: options.defaultHistory ?? false },
+    context: { engine: options.engine, defaultHistory: options.defaultHistory ?? false, stats },
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     handshakeTimeoutMs: positive('handshakeTimeoutMs', options.handshakeTimeoutMs ?? requestTimeoutMs),
     requestTimeoutMs,
     idleTimeoutMs: options.idleTimeoutMs ?? 0,
     maxUnreadBytes: positive('maxUnreadBytes', options.maxUnreadBytes ?? DEFAULT_MAX_UNREAD_BYTES),
     logger,
+    stats,
   };
   if (!(sessionOptions.idleTimeoutMs >= 0)) throw new RangeError(`idleTimeoutMs must be 0 or more, got ${String(options.idleTimeoutMs)}`);
   let closing = false;
@@ -147,7 +156,7 @@ export async function startPrServer(options: PrServerOptions): Promise<RunningPr
       return;
     }
     const writes = !writers || isAllowed(writers, socket.remoteAddress);
-    const session = new ConnectionSession(socket, writes ? sessionOptions : readOnlyOptions!);
+    const session = serveConnection(socket, writes ? sessionOptions : readOnlyOptions!);
     sessions.add(session);
     void session.closed.then(() => sessions.delete(session));
   });
@@ -169,6 +178,7 @@ export async function startPrServer(options: PrServerOptions): Promise<RunningPr
     get connections() {
       return sessions.size;
     },
+    stats,
     close() {
       closed ??= (async () => {
         closing = true;

@@ -260,7 +260,7 @@ export class LoadPhase implements RpcLinkHandler {
   }
 
   #connect(index: number, target: RpcLink['address']): RpcLink {
-    const link = new RpcLink(target, this);
+    const link = new RpcLink(target, this, this.#settings.protocol);
     // Set before any event: the link reports to its worker by this index.
     link.slot = index;
     return link;

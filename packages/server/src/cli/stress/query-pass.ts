@@ -1,6 +1,7 @@
 import type { ServerAddress } from '@prserv/client';
 import { isInvokeError } from './load-phase.js';
 import { RpcLink, type RpcLinkHandler } from './rpc-link.js';
+import type { StressProtocol } from './stress-settings.js';
 
 /** Answers of a {@link runQueryPass}, by request index; `undefined` where every attempt failed. */
 export interface QueryPassResult {
@@ -35,9 +36,10 @@ export function runQueryPass(
   addresses: readonly ServerAddress[],
   connections: number,
   lines: readonly string[],
+  protocol: StressProtocol,
   onAnswered?: (answered: number, errors: number) => void,
 ): Promise<QueryPassResult> {
-  return new Promise((resolve) => new QueryPass(addresses, connections, lines, resolve, onAnswered).start());
+  return new Promise((resolve) => new QueryPass(addresses, connections, lines, protocol, resolve, onAnswered).start());
 }
 
 class QueryPass implements RpcLinkHandler {
@@ -53,15 +55,18 @@ class QueryPass implements RpcLinkHandler {
   #errors = 0;
   #firstError: string | null = null;
   #finished = 0;
+  readonly #protocol: StressProtocol;
 
   constructor(
     addresses: readonly ServerAddress[],
     connections: number,
     lines: readonly string[],
+    protocol: StressProtocol,
     resolve: (result: QueryPassResult) => void,
     onAnswered: ((answered: number, errors: number) => void) | undefined,
   ) {
     this.#lines = lines;
+    this.#protocol = protocol;
     this.#answers = new Array<unknown>(lines.length).fill(undefined);
     this.#attempts = new Uint8Array(lines.length);
     this.#resolve = resolve;
@@ -122,7 +127,7 @@ class QueryPass implements RpcLinkHandler {
   }
 
   #open(worker: QueryWorker): void {
-    const link = new RpcLink(worker.address, this);
+    const link = new RpcLink(worker.address, this, this.#protocol);
     link.slot = worker.index;
     worker.link = link;
   }

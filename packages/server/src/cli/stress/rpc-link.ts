@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import type { ServerAddress } from '@prserv/client';
 import { encodeClientHello, FrameDecoder } from '@prserv/core';
+import type { StressProtocol } from './stress-settings.js';
 
 /** What a {@link RpcLink} reports to its owner. Plain methods: no closure or promise per message. */
 export interface RpcLinkHandler {
@@ -25,9 +26,10 @@ const HELLO = encodeClientHello();
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 /**
- * One asyncrpc client connection stripped to what a load generator needs: it writes request
- * lines as given and hands each decoded answer to its handler. It does not pair answers with
- * requests; its owner sends one request at a time.
+ * One client connection stripped to what a load generator needs: it writes request lines and
+ * hands each decoded answer to its handler. It does not pair answers with requests; its owner
+ * sends one request at a time. Owners speak asyncrpc; over `jsonrpc` the link wraps each line in
+ * the envelope and hands on the result, or an error as asyncrpc's invoke-error.
  */
 export class RpcLink {
   readonly address: ServerAddress;
@@ -35,14 +37,18 @@ export class RpcLink {
   slot = -1;
   readonly #socket: Socket;
   readonly #handler: RpcLinkHandler;
-  readonly #decoder = new FrameDecoder({ preamble: 'none' });
+  readonly #protocol: StressProtocol;
+  readonly #decoder: FrameDecoder;
+  #nextId = 0;
   readonly #connectTimer: NodeJS.Timeout;
   #connected = false;
   #error: Error | undefined;
 
-  constructor(address: ServerAddress, handler: RpcLinkHandler, connectTimeoutMs = 10_000) {
+  constructor(address: ServerAddress, handler: RpcLinkHandler, protocol: StressProtocol = 'asyncrpc', connectTimeoutMs = 10_000) {
     this.address = address;
     this.#handler = handler;
+    this.#protocol = protocol;
+    this.#decoder = new FrameDecoder({ preamble: 'none', chunkStreams: protocol === 'asyncrpc' });
     this.#socket = connect({
       host: address.host,
       port: address.port,
@@ -61,7 +67,7 @@ export class RpcLink {
     this.#socket.once('connect', () => {
       clearTimeout(this.#connectTimer);
       this.#connected = true;
-      this.#socket.write(HELLO, 'latin1');
+      if (protocol === 'asyncrpc') this.#socket.write(HELLO, 'latin1');
       handler.linkConnected(this);
     });
     this.#socket.on('error', (error) => {
@@ -73,9 +79,9 @@ export class RpcLink {
     });
   }
 
-  /** Writes one framed request line (ASCII, ending in a newline). */
+  /** Writes one request line, `{"<method>": {params}}` (ASCII, ending in a newline). */
   send(line: string): void {
-    this.#socket.write(line, 'latin1');
+    this.#socket.write(this.#protocol === 'jsonrpc' ? envelope(line, ++this.#nextId) : line, 'latin1');
   }
 
   /** Drops the connection; the handler hears of it through `linkClosed`. */
@@ -94,7 +100,21 @@ export class RpcLink {
     }
     for (let index = 0; index < frames.length && !this.#socket.destroyed; index += 1) {
       const frame = frames[index]!;
-      if (frame.type === 'message') this.#handler.linkMessage(this, frame.message);
+      if (frame.type !== 'message') continue;
+      this.#handler.linkMessage(this, this.#protocol === 'jsonrpc' ? unwrap(frame.message) : frame.message);
     }
   }
+}
+
+/** `{"<method>": <params>}\n` as the JSON-RPC envelope: `{"id": n, "method": "<method>", "params": <params>}\n`. */
+function envelope(line: string, id: number): string {
+  const methodEnd = line.indexOf('"', 2);
+  const params = line.slice(line.indexOf(':', methodEnd) + 1, line.lastIndexOf('}'));
+  return `{"id": ${id}, "method": "${line.slice(2, methodEnd)}", "params":${params}}\n`;
+}
+
+/** An envelope answer as asyncrpc would have given it: the result, or an invoke-error. */
+function unwrap(message: unknown): unknown {
+  const { result, error } = (message ?? {}) as { result?: unknown; error?: { message?: unknown } | null };
+  return error ? { 'invoke-error': { message: String(error.message) } } : result;
 }

@@ -140,7 +140,7 @@ type NoteErrors = (count: number, first: string | null) => void;
 /** max-package-pr of every package before the load; undefined where it could not be read. */
 async function readBaseline(settings: StressSettings, noteErrors: NoteErrors): Promise<(string | null | undefined)[]> {
   const lines = packageVersions(settings).map((version) => `{"max-package-pr": {"version": "${version}", "pkgarch": "${settings.pkgarch}"}}\n`);
-  const pass = await runQueryPass(settings.addresses, settings.connections, lines);
+  const pass = await runQueryPass(settings.addresses, settings.connections, lines, settings.protocol);
   const baseline = pass.answers.map(wireValue);
   noteErrors(pass.errors + baseline.filter((value, index) => value === undefined && pass.answers[index] !== undefined).length, pass.firstError);
   return baseline;
@@ -184,7 +184,7 @@ async function readBackAnswers(
     : undefined;
   let pass;
   try {
-    pass = await runQueryPass(settings.addresses, settings.connections, lines, (count, errors) => {
+    pass = await runQueryPass(settings.addresses, settings.connections, lines, settings.protocol, (count, errors) => {
       answered = count;
       failed = errors;
     });

@@ -5,7 +5,7 @@ import { ConfigError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { resolveClientSettings } from '../settings.js';
 import { runStress, STRESS_JSON_KEYS, type StressReport, stressExitCode } from './run-stress.js';
-import { type StressMode, type StressOptions, type StressProgress } from './stress-settings.js';
+import type { StressMode, StressOptions, StressProgress, StressProtocol } from './stress-settings.js';
 import { formatCount } from './format-count.js';
 
 /** Options of `prserv client stress`. */
@@ -18,6 +18,7 @@ const STRESS_OPTIONS = {
   'new-ratio': { type: 'string' },
   packages: { type: 'string' },
   mode: { type: 'string' },
+  protocol: { type: 'string' },
   'package-prefix': { type: 'string' },
   pkgarch: { type: 'string' },
   json: { type: 'boolean', default: false },
@@ -74,6 +75,7 @@ async function parseStressArgs(
     newRatio: decimal('--new-ratio', values['new-ratio'], 'a number from 0 to 1'),
     packages: integer('--packages', values.packages),
     mode: mode as StressMode | undefined,
+    protocol: values.protocol as StressProtocol | undefined,
     packagePrefix: values['package-prefix'],
     pkgarch: values.pkgarch,
   };

@@ -12,6 +12,11 @@ const STRESS_MODES = ['history', 'nohist', 'legacy'] as const;
 /** One of {@link STRESS_MODES}. */
 export type StressMode = (typeof STRESS_MODES)[number];
 
+/** The protocols the stress tool can speak: BitBake's asyncrpc, or prserv's JSON-RPC envelope. */
+export const STRESS_PROTOCOLS = ['asyncrpc', 'jsonrpc'] as const;
+/** One of {@link STRESS_PROTOCOLS}. */
+export type StressProtocol = (typeof STRESS_PROTOCOLS)[number];
+
 /** Defaults of `prserv client stress`, also shown by `--help`. */
 export const STRESS_DEFAULTS = {
   connections: 8,
@@ -20,6 +25,7 @@ export const STRESS_DEFAULTS = {
   newRatio: 0.1,
   packages: 100,
   mode: 'history' as StressMode,
+  protocol: 'asyncrpc' as StressProtocol,
   pkgarch: 'core2-64',
 } as const;
 
@@ -60,6 +66,8 @@ export interface StressOptions {
   readonly packages?: number;
   /** Request flavour. Default `history`. */
   readonly mode?: StressMode;
+  /** `asyncrpc` (BitBake's, default) or `jsonrpc` (prserv only; not with mode `legacy`). */
+  readonly protocol?: StressProtocol;
   /**
    * Package versions are `<prefix>-<k>`. Default: `stress-` and random hex, so that runs never
    * share packages. With a given prefix the packages may hold PRs from earlier runs; the run
@@ -82,6 +90,7 @@ export interface StressSettings {
   readonly newRatio: number;
   readonly packages: number;
   readonly mode: StressMode;
+  readonly protocol: StressProtocol;
   readonly packagePrefix: string;
   /** True when the prefix was given (packages may hold PRs from earlier runs). */
   readonly prefixGiven: boolean;
@@ -116,10 +125,30 @@ export function resolveStressSettings(options: StressOptions): StressSettings {
   if (!(STRESS_MODES as readonly string[]).includes(mode)) {
     throw new ConfigError(`invalid --mode ${JSON.stringify(mode)}: expected one of ${STRESS_MODES.join(', ')}`);
   }
+  const protocol = options.protocol ?? STRESS_DEFAULTS.protocol;
+  if (!(STRESS_PROTOCOLS as readonly string[]).includes(protocol)) {
+    throw new ConfigError(`invalid --protocol ${JSON.stringify(protocol)}: expected one of ${STRESS_PROTOCOLS.join(', ')}`);
+  }
+  if (protocol === 'jsonrpc' && mode === 'legacy') {
+    throw new ConfigError('--mode legacy speaks as BitBake before 2.10, which only knows asyncrpc: it does not go with --protocol jsonrpc');
+  }
   const prefixGiven = options.packagePrefix !== undefined;
   const packagePrefix = checkName('--package-prefix', options.packagePrefix ?? `stress-${randomBytes(4).toString('hex')}`);
   const pkgarch = checkName('--pkgarch', options.pkgarch ?? STRESS_DEFAULTS.pkgarch);
-  return { servers: [...options.servers], addresses, connections, requests, durationS, newRatio, packages, mode, packagePrefix, prefixGiven, pkgarch };
+  return {
+    servers: [...options.servers],
+    addresses,
+    connections,
+    requests,
+    durationS,
+    newRatio,
+    packages,
+    mode,
+    protocol,
+    packagePrefix,
+    prefixGiven,
+    pkgarch,
+  };
 }
 
 function checkInteger(flag: string, value: number, lowest: number, highest: number): number {

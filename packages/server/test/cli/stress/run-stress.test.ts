@@ -65,6 +65,17 @@ describe.each(STORE_KINDS)('prserv client stress against a correct server on $ki
     expect(run.stderr).toBe('');
   });
 
+  it.each(['history', 'nohist'])('passes every check in %s mode over the JSON-RPC envelope', async (mode) => {
+    const run = await stressCli(server, '--mode', mode, '--protocol', 'jsonrpc', '--connections', '8', '--requests', '400', '--packages', '10', '--new-ratio', '0.2');
+    expect(run.json.checks.filter((check) => !check.ok)).toEqual([]);
+    expect(run.json).toMatchObject({ ok: true, errors: 0, requests: 400 });
+    expect(run.code).toBe(0);
+  });
+
+  it('refuses legacy mode over the JSON-RPC envelope, which BitBake before 2.10 never spoke', async () => {
+    await expect(runStress({ servers: [`127.0.0.1:${server.address.port}`], mode: 'legacy', protocol: 'jsonrpc' })).rejects.toThrow(/--protocol jsonrpc/);
+  });
+
   it('holds legacy answers to history-stable when the server serves legacy requests in history mode', async () => {
     const report = await runStress({ servers: [`127.0.0.1:${historyServer.address.port}`], mode: 'legacy', requests: 300, packages: 5 });
     expect(report.servedMode).toBe('history');

@@ -1,0 +1,46 @@
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { DispatchContext } from './dispatch.js';
+import type { ServerLogger } from './logger.js';
+import type { ServerStats } from './server-stats.js';
+
+/**
+ * The connection a session serves: a `net.Socket`, or any duplex stream (an in-memory pair in
+ * tests); the TCP-only calls are made when present.
+ */
+export type SessionSocket = Duplex & Partial<Pick<Socket, 'remoteAddress' | 'remotePort' | 'setNoDelay' | 'setKeepAlive'>>;
+
+/** What a session needs from its server. */
+export interface SessionOptions {
+  readonly context: Omit<DispatchContext, 'generation'>;
+  readonly maxMessageBytes: number;
+  /** A peer that has not sent its hello within this time is dropped, in ms. */
+  readonly handshakeTimeoutMs: number;
+  /**
+   * A request begun must arrive whole within this time, and an answer the server holds back for
+   * a client that is not reading must be taken within it; past it the connection is dropped, in ms.
+   */
+  readonly requestTimeoutMs: number;
+  /** A connection with nothing in flight that sends nothing for this long is closed, in ms; 0: never. */
+  readonly idleTimeoutMs: number;
+  /** Answers buffered for a client that has not read them; past it the server waits for the client. */
+  readonly maxUnreadBytes: number;
+  readonly logger: ServerLogger;
+  /** Where answered requests are counted (get-stats, metrics). Default: nowhere. */
+  readonly stats?: ServerStats;
+}
+
+/** A served connection, whatever it speaks. */
+export interface ServedConnection {
+  /** Resolves once the connection is closed. */
+  readonly closed: Promise<void>;
+  /** Stops taking requests; closes once those received are answered. */
+  drain(): void;
+  /** Drops the connection at once. */
+  destroy(): void;
+}
+
+/** How a session names its peer in logs. */
+export function peerName(socket: SessionSocket): string {
+  return socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'local';
+}
