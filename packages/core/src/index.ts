@@ -18,7 +18,7 @@ export {
   decideTestPr,
 } from './engine/allocation-rules.js';
 export type { AllocationDecision, ChainedFacts, ChecksumFacts, UpstreamFacts } from './engine/allocation-rules.js';
-export { MAX_KEY_BYTES, MAX_REVISION_LENGTH } from './engine/revision-keys.js';
+export { KEY_BYTES_CEILING, MAX_KEY_BYTES, MAX_REVISION_LENGTH } from './engine/revision-keys.js';
 export type { ChecksumKey, PackageKey, RevisionRow } from './engine/revision-keys.js';
 export { planAllocations } from './engine/batch-allocation.js';
 export type { AllocationPlan, AllocationRequest } from './engine/batch-allocation.js';
@@ -49,7 +49,7 @@ export type { PrDatabase, RevisionTable } from './engine/schema.js';
 
 // Stores
 export { DEFAULT_EMBEDDED_PATH, DEFAULT_POOL_SIZE, isPostgresUrl, openPrStore } from './store/open-pr-store.js';
-export type { OpenPrStoreOptions, PrStore, PrStoreKind } from './store/open-pr-store.js';
+export type { OpenPrStoreOptions, PoolFigures, PrStore, PrStoreKind } from './store/open-pr-store.js';
 
 // Errors
 export { PR_STORE_ERROR_CODES, PrStoreError, isPrStoreError } from './errors/pr-store-error.js';

@@ -1,5 +1,5 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
-import { toPrStoreError } from '../errors/pr-store-error.js';
+import { isDatabaseUnavailable, toPrStoreError } from '../errors/pr-store-error.js';
 import { type PrDatabase, PRSERV_ADVISORY_LOCK_KEY } from './schema.js';
 
 const migrations: Record<string, Migration> = {
@@ -60,7 +60,18 @@ export async function migrateToLatest(db: Kysely<PrDatabase>): Promise<void> {
   }
 }
 
-async function isSchemaCurrent(db: Kysely<PrDatabase>): Promise<boolean> {
-  const known = await new Migrator({ db, provider }).getMigrations().catch(() => undefined);
-  return known !== undefined && known.every((migration) => migration.executedAt !== undefined);
+/**
+ * True when every migration has run. Only reads (the catalog and Kysely's migration table), so it
+ * works in a read-only session and for a role that may only read. A table it may not read counts
+ * as not current (migrating will say why); a database it cannot reach throws the driver's error.
+ */
+export async function isSchemaCurrent(db: Kysely<PrDatabase>): Promise<boolean> {
+  let known;
+  try {
+    known = await new Migrator({ db, provider }).getMigrations();
+  } catch (error) {
+    if (isDatabaseUnavailable(error)) throw error;
+    return false;
+  }
+  return known.every((migration) => migration.executedAt !== undefined);
 }

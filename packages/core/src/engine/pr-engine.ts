@@ -79,6 +79,8 @@ export interface PrEngineOptions {
    * with `INVALID_ARGUMENT`. From 1 to {@link KEY_BYTES_CEILING}. Default {@link MAX_KEY_BYTES} (512).
    */
   readonly maxKeyBytes?: number;
+  /** Called each time a get-pr stores a new revision (for metrics). Default: nothing. */
+  readonly onAllocated?: () => void;
 }
 
 /** The allocation operations of a PR server (docs/protocol.md §6), one database transaction each at most. */
@@ -123,7 +125,7 @@ export function createPrEngineOver(
   options: Omit<PrEngineOptions, 'coalescing' | 'singleSession'> = {},
 ): PrEngine {
   const maxKeyBytes = checkKeyLimit(options.maxKeyBytes ?? MAX_KEY_BYTES);
-  return new RevisionEngine(queries, options.readOnly ?? false, options.upstream, maxKeyBytes);
+  return new RevisionEngine(queries, options.readOnly ?? false, options.upstream, maxKeyBytes, options.onAllocated);
 }
 
 class RevisionEngine implements PrEngine {
@@ -131,18 +133,26 @@ class RevisionEngine implements PrEngine {
   readonly readOnly: boolean;
   readonly #upstream: UpstreamPrSource | undefined;
   readonly #maxKeyBytes: number;
+  readonly #onAllocated: (() => void) | undefined;
   #readOnlyView: PrEngine | undefined;
 
-  constructor(queries: RevisionQueries, readOnly: boolean, upstream: UpstreamPrSource | undefined, maxKeyBytes: number) {
+  constructor(
+    queries: RevisionQueries,
+    readOnly: boolean,
+    upstream: UpstreamPrSource | undefined,
+    maxKeyBytes: number,
+    onAllocated: (() => void) | undefined,
+  ) {
     this.#queries = queries;
     this.readOnly = readOnly;
     this.#upstream = upstream;
     this.#maxKeyBytes = maxKeyBytes;
+    this.#onAllocated = onAllocated;
   }
 
   readOnlyView(): PrEngine {
     if (this.readOnly) return this;
-    this.#readOnlyView ??= new RevisionEngine(this.#queries, true, this.#upstream, this.#maxKeyBytes);
+    this.#readOnlyView ??= new RevisionEngine(this.#queries, true, this.#upstream, this.#maxKeyBytes, undefined);
     return this.#readOnlyView;
   }
 
@@ -158,6 +168,7 @@ class RevisionEngine implements PrEngine {
       const seen = decideGetPr(facts!, history);
       if (!seen.isNew || this.readOnly) return seen.value;
       const [decision] = await this.#queries.allocate([request]);
+      if (decision!.isNew) this.#onAllocated?.();
       return decision!.value;
     } catch (error) {
       throw toPrStoreError(error, 'allocate a revision');
@@ -176,7 +187,9 @@ class RevisionEngine implements PrEngine {
     // Like the local path: an answer already stored needs no lock and no write.
     const first = decideChainedGetPr(await this.#queries.readChainedFacts(key, remote, history, seen), remote, history);
     if (!first.isNew || this.readOnly) return first.value;
-    return (await this.#queries.allocateChained(key, remote, history)).value;
+    const decision = await this.#queries.allocateChained(key, remote, history);
+    if (decision.isNew) this.#onAllocated?.();
+    return decision.value;
   }
 
   async testPr(query: RevisionQuery): Promise<string | null> {

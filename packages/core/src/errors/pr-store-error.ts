@@ -48,7 +48,9 @@ const UNAVAILABLE_SQLSTATE_CLASSES = ['08', '53', '57P'];
  * retry later), false when it refused the statement or the error is a bug. Decided by the kind of
  * error, never by its message text:
  * - a system error of the socket (it has a `syscall`, or an errno-style code) is unavailable;
- * - an error the server reported carries a SQLSTATE, judged by its class;
+ * - an error the server reported carries a SQLSTATE, judged by its class. A write refused in a
+ *   read-only transaction (25006) is refused, not unavailable: a read-only store's engine tried to
+ *   write (a bug), or a writable store was pointed at a standby; neither heals by waiting;
  * - errors pg, pg-pool and PGlite raise themselves are plain `Error`s, and they raise them only when
  *   a statement cannot get an answer (connection terminated, connect timeout, client not
  *   queryable, database closed): unavailable;

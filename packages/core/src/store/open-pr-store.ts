@@ -2,8 +2,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CompiledQuery, Kysely, PostgresDialect } from 'kysely';
-import { PrStoreError } from '../errors/pr-store-error.js';
-import { migrateToLatest } from '../engine/migrations.js';
+import type { PoolConfig } from 'pg';
+import { PrStoreError, toPrStoreError } from '../errors/pr-store-error.js';
+import { isSchemaCurrent, migrateToLatest } from '../engine/migrations.js';
 import type { CoalescingOptions } from '../engine/coalesce-revision-queries.js';
 import { createPrEngine, type PrEngine, type PrEngineOptions, type UpstreamPrSource } from '../engine/pr-engine.js';
 import { REQUEST_PATH_SETTINGS, REQUEST_PATH_STATEMENTS } from '../engine/revision-statements.js';
@@ -11,6 +12,7 @@ import type { PrDatabase } from '../engine/schema.js';
 import { preparedStatementClient } from './prepared-statement-client.js';
 import { PgliteDialect } from './pglite-dialect.js';
 import { preparedStatementPglite } from './prepared-statement-pglite.js';
+import { checkSessionReadOnly, READ_ONLY_SETTING, readOnlySessionClient } from './read-only-sessions.js';
 import { acquireStoreLock, type StoreLock } from './store-lock.js';
 import { extractTarGz } from './tar-extract.js';
 
@@ -31,7 +33,14 @@ export interface OpenPrStoreOptions {
   readonly database?: string;
   /** Maximum PostgreSQL connections of this store's pool. Default 10. Ignored by the embedded store. */
   readonly poolSize?: number;
-  /** Never write; answers are computed as if writing. Default false. */
+  /**
+   * Never write; answers are computed as if writing. Default false. Enforced by the database as
+   * well as by the engine: every session of the store is read-only (`default_transaction_read_only`),
+   * so a write fails with SQLSTATE 25006. With a current schema the store needs only the rights
+   * to read; a missing or older schema is created or upgraded first (PostgreSQL: over one
+   * short-lived writable connection, failing clearly if the role may not; embedded: before its
+   * session turns read-only). No revision is written either way.
+   */
   readonly readOnly?: boolean;
   /** How long to wait for a PostgreSQL connection, in ms. Default 10000. */
   readonly connectTimeoutMs?: number;
@@ -61,6 +70,11 @@ export interface OpenPrStoreOptions {
    */
   readonly preparedStatements?: boolean;
   /**
+   * Longest `version`, `pkgarch` or `checksum` accepted, in UTF-8 bytes: from 1 to
+   * `KEY_BYTES_CEILING` (640). Default `MAX_KEY_BYTES` (512).
+   */
+  readonly maxKeyBytes?: number;
+  /**
    * Builds the engine over the opened database. Default {@link createPrEngine}; a wrapper may
    * add a layer (metrics, tracing) around the engine it returns.
    */
@@ -72,9 +86,23 @@ export interface PrStore extends PrEngine {
   readonly kind: PrStoreKind;
   /** The PostgreSQL URL without its password, or the embedded store's absolute folder. */
   readonly location: string;
+  /**
+   * Resolves when the store can serve: its database answers and its schema is the one this
+   * version expects (another replica may have upgraded it since). Rejects with the reason.
+   */
+  checkReady(): Promise<void>;
+  /** The PostgreSQL pool's connections (all, idle) and the requests waiting for one; undefined for the embedded store. */
+  poolFigures(): PoolFigures | undefined;
   /** Finishes in-flight work, closes the database and releases the embedded store's lock. */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** What {@link PrStore.poolFigures} reports. */
+export interface PoolFigures {
+  readonly total: number;
+  readonly idle: number;
+  readonly waiting: number;
 }
 
 /** True when `database` names a PostgreSQL server rather than an embedded store folder. */
@@ -97,11 +125,12 @@ export async function openPrStore(options: OpenPrStoreOptions = {}): Promise<PrS
   if (!Number.isInteger(poolSize) || poolSize < 1) {
     throw new PrStoreError('INVALID_ARGUMENT', `poolSize must be a positive integer, got ${String(poolSize)}`);
   }
+  const readOnly = options.readOnly ?? false;
   const opened = isPostgresUrl(database)
     ? await openPostgres(database, poolSize, options)
-    : await openEmbedded(database);
+    : await openEmbedded(database, readOnly);
   try {
-    await migrateToLatest(opened.db);
+    await opened.migrate();
     await opened.afterMigration?.();
   } catch (error) {
     await opened.close();
@@ -109,9 +138,10 @@ export async function openPrStore(options: OpenPrStoreOptions = {}): Promise<PrS
   }
   const createEngine = options.createEngine ?? createPrEngine;
   const engine = createEngine(opened.db, {
-    readOnly: options.readOnly ?? false,
+    readOnly,
     upstream: options.upstream,
     coalescing: options.coalescing,
+    ...(options.maxKeyBytes === undefined ? {} : { maxKeyBytes: options.maxKeyBytes }),
     // One PGlite connection whose transactions are exclusive: it serialises writers by itself.
     singleSession: opened.kind === 'embedded',
   });
@@ -122,8 +152,11 @@ interface OpenedDatabase {
   readonly kind: PrStoreKind;
   readonly location: string;
   readonly db: Kysely<PrDatabase>;
+  /** Creates or upgrades the schema. */
+  migrate(): Promise<void>;
   /** Work that needs the current schema, e.g. preparing statements. */
   afterMigration?(): Promise<void>;
+  poolFigures?(): PoolFigures;
   close(): Promise<void>;
 }
 
@@ -131,10 +164,9 @@ async function openPostgres(url: string, poolSize: number, options: OpenPrStoreO
   // Loaded on demand so that users of the embedded store (or of the codec alone) never load pg.
   const { default: pg } = await importDriver(() => import('pg'), 'pg', 'a PostgreSQL database');
   const statementTimeout = options.statementTimeoutMs ?? 30_000;
-  const pool = new pg.Pool({
+  const readOnly = options.readOnly ?? false;
+  const connection = {
     connectionString: url,
-    ...(options.preparedStatements === false ? {} : { Client: preparedStatementClient(pg, REQUEST_PATH_STATEMENTS) }),
-    max: poolSize,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
     application_name: 'prserv',
     // A half-open connection or a stuck peer must fail a request, never hang it.
@@ -142,7 +174,9 @@ async function openPostgres(url: string, poolSize: number, options: OpenPrStoreO
     statement_timeout: statementTimeout,
     query_timeout: statementTimeout + 5_000,
     idle_in_transaction_session_timeout: statementTimeout * 2,
-  });
+  } satisfies PoolConfig;
+  const client = options.preparedStatements === false ? pg.Client : preparedStatementClient(pg, REQUEST_PATH_STATEMENTS);
+  const pool = new pg.Pool({ ...connection, Client: readOnly ? readOnlySessionClient(client) : client, max: poolSize });
   const report = (error: Error) => options.onBackgroundError?.(error);
   // Idle connections report through the pool; a connection in use emits 'error' on itself, and
   // neither pg nor Kysely listens there: unheard, a dropped connection would crash the process.
@@ -165,10 +199,58 @@ async function openPostgres(url: string, poolSize: number, options: OpenPrStoreO
       report(new Error(`closing the PostgreSQL pool took over ${closeTimeoutMs} ms; connections left to the OS`));
     }
   };
-  return { kind: 'postgres', location: redactUrl(url), db, close };
+  const openSchemaConnection = () => {
+    const schemaPool = new pg.Pool({ ...connection, max: 1 });
+    schemaPool.on('error', report);
+    return new Kysely<PrDatabase>({ dialect: new PostgresDialect({ pool: schemaPool }) });
+  };
+  const migrate = readOnly ? () => migrateForReadOnly(db, openSchemaConnection) : () => migrateToLatest(db);
+  const afterMigration = readOnly ? () => checkSessionReadOnly(db) : undefined;
+  const poolFigures = () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
+  return { kind: 'postgres', location: redactUrl(url), db, migrate, afterMigration, poolFigures, close };
 }
 
-async function openEmbedded(folder: string): Promise<OpenedDatabase> {
+/**
+ * Brings the schema of a read-only PostgreSQL store up to date. Its own sessions cannot: they
+ * are read-only. When the schema is current, which they can tell by reading, nothing more is
+ * needed, so a role that may only read (or a hot standby) serves read-only. Otherwise the
+ * schema is made over one short-lived writable connection (`openSchemaConnection`), as a writable
+ * server would make it: a read-only server on a new database answers from an empty table, and a
+ * writer started later finds the schema it expects. BitBake does the same (lib/prserv/db.py,
+ * `PRTable` creates its table even when read-only, so that a read-only server reaching a shared
+ * database first does not race the writer). That connection runs the migrations only (the schema
+ * and Kysely's record of them), never a revision.
+ */
+async function migrateForReadOnly(db: Kysely<PrDatabase>, openSchemaConnection: () => Kysely<PrDatabase>): Promise<void> {
+  try {
+    if (await isSchemaCurrent(db)) return;
+  } catch (error) {
+    throw toPrStoreError(error, 'read the prserv schema');
+  }
+  const schemaDb = openSchemaConnection();
+  try {
+    await migrateToLatest(schemaDb);
+  } catch (error) {
+    const sqlState = (error as { cause?: { code?: unknown } }).cause?.code;
+    if (sqlState !== INSUFFICIENT_PRIVILEGE && sqlState !== READ_ONLY_SQL_TRANSACTION) throw error;
+    throw new PrStoreError(
+      'DATABASE_ERROR',
+      'the prserv schema of this database is missing or out of date, and this read-only store may not create it ' +
+        '(the database role may only read, or the database is read-only): start a writable prserv on the database ' +
+        'once, or open this one with a role that may create tables',
+      { cause: (error as Error).cause ?? error },
+    );
+  } finally {
+    await schemaDb.destroy();
+  }
+}
+
+/** SQLSTATE 42501: the role lacks a privilege (here, to create tables). */
+const INSUFFICIENT_PRIVILEGE = '42501';
+/** SQLSTATE 25006: a write in a read-only transaction (a hot standby, or a role that defaults to read-only). */
+const READ_ONLY_SQL_TRANSACTION = '25006';
+
+async function openEmbedded(folder: string, readOnly: boolean): Promise<OpenedDatabase> {
   const location = resolve(folder);
   try {
     await mkdir(location, { recursive: true });
@@ -192,7 +274,14 @@ async function openEmbedded(folder: string): Promise<OpenedDatabase> {
         await lock.release();
       }
     };
-    return { kind: 'embedded', location, db, afterMigration: prepared.prepare, close };
+    const afterMigration = async () => {
+      // One session, migrated by now: from here on every transaction of the store is read-only,
+      // so a write fails in PostgreSQL itself (SQLSTATE 25006) whatever the engine does. Preparing
+      // statements, SET and closing PGlite write no rows and still work.
+      if (readOnly) await pglite.exec(`SET ${READ_ONLY_SETTING} = on`);
+      await prepared.prepare();
+    };
+    return { kind: 'embedded', location, db, migrate: () => migrateToLatest(db), afterMigration, close };
   } catch (cause) {
     await lock.release();
     if (cause instanceof PrStoreError) throw cause;
@@ -308,6 +397,21 @@ class OpenedPrStore implements PrStore {
   maxPackagePr = this.#operations.maxPackagePr;
   importOne = this.#operations.importOne;
   exportRows = this.#operations.exportRows;
+
+  async checkReady(): Promise<void> {
+    this.#open();
+    let current: boolean;
+    try {
+      current = await isSchemaCurrent(this.#opened.db);
+    } catch (error) {
+      throw toPrStoreError(error, 'check the schema');
+    }
+    if (!current) throw new PrStoreError('DATABASE_ERROR', 'the database schema is not the one this prserv version expects');
+  }
+
+  poolFigures(): PoolFigures | undefined {
+    return this.#opened.poolFigures?.();
+  }
 
   readOnlyView(): PrEngine {
     const view = this.#engine.readOnlyView?.();

@@ -24,6 +24,9 @@ const SERVER_FILE_KEYS = [
   'request_timeout',
   'idle_timeout',
   'max_unread_bytes',
+  'http',
+  'log_format',
+  'max_key_bytes',
 ];
 const CLIENT_FILE_KEYS = ['server_addr'];
 

@@ -48,15 +48,24 @@ const SERVER_OPTIONS = `  --database URL|PATH    postgres:// or postgresql:// UR
   --max-unread-bytes N   answer bytes held for a client that does not read them; past it the
                          server stops answering and reading that client until it reads.
                          Default: ${SERVER_DEFAULTS.max_unread_bytes}   env: ${ENV_NAMES.max_unread_bytes}
+  --max-key-bytes N      longest version, pkgarch or checksum accepted, in UTF-8 bytes (at most
+                         640; BitBake's own server takes any length up to its message limit).
+                         Default: ${SERVER_DEFAULTS.max_key_bytes}   env: ${ENV_NAMES.max_key_bytes}
+  --http HOST:PORT       serve /metrics (Prometheus), /healthz and /readyz over HTTP there.
+                         Default: off   env: ${ENV_NAMES.http}
   --sync-mode MODE       accepted for old bitbake-prserv invocations and ignored (sqlite era).
                          Default: none   env: ${ENV_NAMES.sync_mode}
   --config FILE          YAML or JSON file with a server: section (keys database, bind_addr,
                          max_connections, read_only, nohist, log_level, upstream, batch_size,
                          batch_wait_ms, max_clients, allow and allow_write (a list or "a,b"),
-                         request_timeout, idle_timeout, max_unread_bytes, sync_mode).
+                         request_timeout, idle_timeout, max_unread_bytes, max_key_bytes,
+                         http, log_format, sync_mode).
                          Default: none (no config file)
   --log-level LEVEL      trace, debug (one line per request), info, warn, error, fatal, silent.
                          Default: ${SERVER_DEFAULTS.log_level}   env: ${ENV_NAMES.log_level}
+  --log-format FORMAT    json (one JSON object per line), pretty (readable lines), or auto:
+                         pretty when stdout is a terminal, else json.
+                         Default: ${SERVER_DEFAULTS.log_format}   env: ${ENV_NAMES.log_format}
 `;
 
 /** `prserv --help`. */

@@ -1,9 +1,10 @@
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
-import { isPostgresUrl, openPrStore, type PrStore } from '@prserv/core';
+import { createPrEngine, isPostgresUrl, openPrStore, type PrStore } from '@prserv/core';
 import { errorChain } from '../daemon/error-policy.js';
-import { createJsonLogger } from '../daemon/logger.js';
+import { type EngineEvent, type RunningHttpEndpoints, startHttpEndpoints } from '../daemon/http-endpoints.js';
+import { createJsonLogger, createPrettyLogger, type ServerLogger } from '../daemon/logger.js';
 import { type RunningPrServer, startPrServer } from '../daemon/pr-server.js';
 import { createUpstreamPool, type UpstreamPool } from '../daemon/upstream-pool.js';
 import { checkCommandArguments } from './arguments.js';
@@ -32,6 +33,9 @@ const SERVER_OPTIONS = {
   'request-timeout': { type: 'string' },
   'idle-timeout': { type: 'string' },
   'max-unread-bytes': { type: 'string' },
+  http: { type: 'string' },
+  'log-format': { type: 'string' },
+  'max-key-bytes': { type: 'string' },
 } as const;
 
 /** `prserv server [options]`: resolves the settings, then runs the server until a signal. */
@@ -58,6 +62,9 @@ export async function runServerCommand(args: string[], io: CliIo): Promise<numbe
       requestTimeout: values['request-timeout'],
       idleTimeout: values['idle-timeout'],
       maxUnreadBytes: values['max-unread-bytes'],
+      http: values.http,
+      logFormat: values['log-format'],
+      maxKeyBytes: values['max-key-bytes'],
     },
     io.env,
     file,
@@ -71,17 +78,28 @@ export async function runServerCommand(args: string[], io: CliIo): Promise<numbe
  * drains and exits. Resolves with the exit code.
  */
 async function runServer(settings: ServerSettings, io: { stderr: NodeJS.WritableStream }): Promise<number> {
-  const logger = createJsonLogger(settings.logLevel);
+  const pretty = settings.logFormat === 'pretty' || (settings.logFormat === 'auto' && process.stdout.isTTY === true);
+  const logger: ServerLogger = pretty ? await createPrettyLogger(settings.logLevel) : createJsonLogger(settings.logLevel);
   if (settings.syncModeGiven) {
     logger.warn({}, '--sync-mode / PRSERV_SYNC_MODE is deprecated and ignored: it tuned sqlite, which prserv does not use');
   }
   // Before the store: a new embedded store takes seconds to create and would be left behind.
-  try {
-    await checkPortFree(settings.host, settings.port);
-  } catch (error) {
-    io.stderr.write(`prserv: cannot listen on ${settings.host}:${settings.port}: ${describe(error)}\n`);
-    return 1;
+  for (const [what, address] of [
+    ['listen on', { host: settings.host, port: settings.port }],
+    ['serve HTTP on', settings.http],
+  ] as const) {
+    if (!address) continue;
+    try {
+      await checkPortFree(address.host, address.port);
+    } catch (error) {
+      io.stderr.write(`prserv: cannot ${what} ${address.host}:${address.port}: ${describe(error)}\n`);
+      return 1;
+    }
   }
+  const engineListeners: ((event: EngineEvent) => void)[] = [];
+  const emit = (event: EngineEvent) => {
+    for (const listener of engineListeners) listener(event);
+  };
   const upstream: UpstreamPool | undefined = settings.upstream
     ? createUpstreamPool({ address: settings.upstream, logger })
     : undefined;
@@ -93,10 +111,13 @@ async function runServer(settings: ServerSettings, io: { stderr: NodeJS.Writable
       database: settings.database,
       poolSize: settings.maxConnections,
       readOnly: settings.readOnly,
+      maxKeyBytes: settings.maxKeyBytes,
       coalescing: {
         reads: { maxBatchSize: settings.batchSize, maxWaitMs: settings.batchWaitMs },
         writes: { maxBatchSize: settings.batchSize, maxWaitMs: settings.batchWaitMs },
+        ...(settings.http ? { onBatch: (kind: 'read' | 'write', size: number) => emit({ kind, size }) } : {}),
       },
+      ...(settings.http ? { createEngine: (db, options) => createPrEngine(db, { ...options, onAllocated: () => emit({ kind: 'allocated', count: 1 }) }) } : {}),
       onBackgroundError: (error) => logger.warn({ err: error.message }, 'idle database connection failed'),
     });
   } catch (error) {
@@ -125,6 +146,26 @@ async function runServer(settings: ServerSettings, io: { stderr: NodeJS.Writable
     io.stderr.write(`prserv: cannot listen on ${settings.host}:${settings.port}: ${describe(error)}\n`);
     return 1;
   }
+  let http: RunningHttpEndpoints | undefined;
+  if (settings.http) {
+    try {
+      http = await startHttpEndpoints({
+        host: settings.http.host,
+        port: settings.http.port,
+        server,
+        engineEvents: { onEngineEvent: (listener) => engineListeners.push(listener) },
+        checkReady: () => store.checkReady(),
+        pool: () => store.poolFigures(),
+        logger,
+      });
+    } catch (error) {
+      await server.close();
+      await store.close();
+      await upstream?.close();
+      io.stderr.write(`prserv: cannot serve HTTP on ${settings.http.host}:${settings.http.port}: ${describe(error)}\n`);
+      return 1;
+    }
+  }
   const stopped = new Promise<number>((resolve) => {
     let stopping = false;
     const stop = async (signal: NodeJS.Signals) => {
@@ -136,7 +177,9 @@ async function runServer(settings: ServerSettings, io: { stderr: NodeJS.Writable
       stopping = true;
       logger.info({ signal, connections: server.connections }, 'shutting down');
       try {
+        http?.markDraining();
         await server.close();
+        await http?.close();
         await store.close();
         await upstream?.close();
         logger.info({}, 'stopped');
@@ -166,6 +209,8 @@ async function runServer(settings: ServerSettings, io: { stderr: NodeJS.Writable
       requestTimeoutMs: settings.requestTimeoutMs,
       idleTimeoutMs: settings.idleTimeoutMs,
       maxUnreadBytes: settings.maxUnreadBytes,
+      http: http ? `${http.address.host}:${http.address.port}` : null,
+      maxKeyBytes: settings.maxKeyBytes,
       upstream: upstream?.name ?? null,
       pid: process.pid,
     },

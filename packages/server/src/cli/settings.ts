@@ -1,4 +1,4 @@
-import { DEFAULT_COALESCER_BOUNDS, DEFAULT_EMBEDDED_PATH, DEFAULT_POOL_SIZE, isPostgresUrl } from '@prserv/core';
+import { DEFAULT_COALESCER_BOUNDS, DEFAULT_EMBEDDED_PATH, DEFAULT_POOL_SIZE, isPostgresUrl, KEY_BYTES_CEILING, MAX_KEY_BYTES } from '@prserv/core';
 import { parseServerAddress } from '@prserv/client';
 import { DEFAULT_MAX_CLIENTS, DEFAULT_MAX_UNREAD_BYTES, DEFAULT_PORT, DEFAULT_REQUEST_TIMEOUT_MS, parseNetworks } from '../daemon/pr-server.js';
 import { LOG_LEVELS, type LogLevel } from '../daemon/logger.js';
@@ -35,7 +35,18 @@ export interface ServerSettings {
   readonly idleTimeoutMs: number;
   /** Answer bytes buffered for a client that has not read them before the server waits for it. */
   readonly maxUnreadBytes: number;
+  /** Where `/metrics`, `/healthz` and `/readyz` are served, or null for nowhere. */
+  readonly http: { readonly host: string; readonly port: number } | null;
+  /** `json` lines, `pretty` for people, or `auto`: pretty when stdout is a terminal. */
+  readonly logFormat: LogFormat;
+  /** Longest version, pkgarch or checksum accepted, in UTF-8 bytes. */
+  readonly maxKeyBytes: number;
 }
+
+/** How log lines are written. */
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+/** One of {@link LOG_FORMATS}. */
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /** Where `prserv client` connects. */
 export interface ClientSettings {
@@ -56,6 +67,8 @@ export const SERVER_DEFAULTS = {
   request_timeout: DEFAULT_REQUEST_TIMEOUT_MS / 1000,
   idle_timeout: 0,
   max_unread_bytes: DEFAULT_MAX_UNREAD_BYTES,
+  log_format: 'auto' as LogFormat,
+  max_key_bytes: MAX_KEY_BYTES,
 } as const;
 
 /** Default address of `prserv client`. */
@@ -79,6 +92,9 @@ export const ENV_NAMES = {
   request_timeout: 'PRSERV_REQUEST_TIMEOUT',
   idle_timeout: 'PRSERV_IDLE_TIMEOUT',
   max_unread_bytes: 'PRSERV_MAX_UNREAD_BYTES',
+  http: 'PRSERV_HTTP',
+  log_format: 'PRSERV_LOG_FORMAT',
+  max_key_bytes: 'PRSERV_MAX_KEY_BYTES',
   server_addr: 'PRSERV_SERVER_ADDR',
 } as const;
 
@@ -103,6 +119,9 @@ export interface ServerFlags {
   requestTimeout?: string;
   idleTimeout?: string;
   maxUnreadBytes?: string;
+  http?: string;
+  logFormat?: string;
+  maxKeyBytes?: string;
 }
 
 /** Resolves server settings: flags > environment > config file > defaults. */
@@ -153,6 +172,21 @@ export function resolveServerSettings(
   const requestTimeout = asSeconds(pick(flags.requestTimeout, 'request_timeout', 'request_timeout'), false) ?? SERVER_DEFAULTS.request_timeout;
   const idleTimeout = asSeconds(pick(flags.idleTimeout, 'idle_timeout', 'idle_timeout'), true) ?? SERVER_DEFAULTS.idle_timeout;
   const maxUnreadBytes = asPositiveInteger(pick(flags.maxUnreadBytes, 'max_unread_bytes', 'max_unread_bytes')) ?? SERVER_DEFAULTS.max_unread_bytes;
+  const httpSetting = pick(flags.http, 'http', 'http');
+  const httpText = asString(httpSetting);
+  const http = httpText === undefined || httpText === '' ? null : parseBind(httpText, httpSetting.source);
+  const formatSetting = pick(flags.logFormat, 'log_format', 'log_format');
+  const logFormat = asString(formatSetting) ?? SERVER_DEFAULTS.log_format;
+  if (!(LOG_FORMATS as readonly string[]).includes(logFormat)) {
+    throw new ConfigError(`invalid ${formatSetting.source} ${JSON.stringify(logFormat)}: expected one of ${LOG_FORMATS.join(', ')}`);
+  }
+  const keySetting = pick(flags.maxKeyBytes, 'max_key_bytes', 'max_key_bytes');
+  const maxKeyBytes = asPositiveInteger(keySetting) ?? SERVER_DEFAULTS.max_key_bytes;
+  if (maxKeyBytes > KEY_BYTES_CEILING) {
+    throw new ConfigError(
+      `invalid ${keySetting.source} ${maxKeyBytes}: at most ${KEY_BYTES_CEILING} (a row's key must fit one index entry)`,
+    );
+  }
   return {
     database,
     host,
@@ -171,6 +205,9 @@ export function resolveServerSettings(
     requestTimeoutMs: Math.round(requestTimeout * 1000),
     idleTimeoutMs: Math.round(idleTimeout * 1000),
     maxUnreadBytes,
+    http,
+    logFormat: logFormat as LogFormat,
+    maxKeyBytes,
   };
 }
 

@@ -154,7 +154,7 @@ export class ConnectionSession implements ServedConnection {
     const req = ++this.#requestNumber;
     // Named before parsing, so that a request refused for its parameters is logged with its method.
     const method = methodOf(message);
-    let failed = false;
+    let errorCode: string | undefined;
     try {
       const request = parseRequest(message);
       const response = await dispatchRequest(request, this.#context);
@@ -170,13 +170,13 @@ export class ConnectionSession implements ServedConnection {
       // bound nothing more is answered or read until it takes them, and one that never does goes.
       if (this.#pace.overUnreadBound) await this.#pace.untilRead();
     } catch (error) {
-      failed = true;
-      this.#refuse(error, method, req);
+      errorCode = this.#refuse(error, method, req);
     } finally {
       this.#options.stats?.record({
         method,
         protocol: 'asyncrpc',
-        outcome: failed ? 'error' : 'ok',
+        outcome: errorCode === undefined ? 'ok' : 'error',
+        errorCode,
         seconds: (performance.now() - started) / 1000,
       });
       this.#queued -= 1;
@@ -195,8 +195,8 @@ export class ConnectionSession implements ServedConnection {
   }
 
   /** Answers an invoke-error naming the problem, then closes the connection. */
-  #refuse(error: unknown, method?: string, req?: number): void {
-    if (this.#ending) return;
+  #refuse(error: unknown, method?: string, req?: number): string | undefined {
+    if (this.#ending) return undefined;
     const { wireMessage, code, level, logMessage, causeChain } = classifyError(error);
     const fields = { peer: this.#peer, req, method, code, err: wireMessage };
     this.#options.logger[level](level === 'info' ? fields : { ...fields, cause: causeChain }, logMessage);
@@ -204,6 +204,7 @@ export class ConnectionSession implements ServedConnection {
     // client reads, and it says why the connection ends.
     this.#socket.write(encodeMessage(invokeErrorBody(wireMessage)));
     this.#end({ linger: true });
+    return code;
   }
 
   /**

@@ -107,7 +107,7 @@ export class JsonRpcSession implements ServedConnection {
     const id: JsonRpcId | null = jsonRpcIdOf(message);
     let method = 'unknown';
     this.#inFlight += 1;
-    let failed = false;
+    let errorCode: string | undefined;
     try {
       const parsed = parseJsonRpcRequest(message);
       method = parsed.request.method;
@@ -118,8 +118,8 @@ export class JsonRpcSession implements ServedConnection {
         this.#options.logger.debug({ peer: this.#peer, protocol: 'jsonrpc', req, id, method, ms }, 'request');
       }
     } catch (error) {
-      failed = true;
       const { wireMessage, code, level, logMessage, causeChain } = classifyError(error);
+      errorCode = code;
       const fields = { peer: this.#peer, protocol: 'jsonrpc', req, id, method, code, err: wireMessage };
       this.#options.logger[level](level === 'info' ? fields : { ...fields, cause: causeChain }, logMessage);
       this.#write(encodeJsonRpcError(id, { code, message: wireMessage }));
@@ -127,7 +127,8 @@ export class JsonRpcSession implements ServedConnection {
       this.#options.stats?.record({
         method,
         protocol: 'jsonrpc',
-        outcome: failed ? 'error' : 'ok',
+        outcome: errorCode === undefined ? 'ok' : 'error',
+        errorCode,
         seconds: (performance.now() - started) / 1000,
       });
       this.#inFlight -= 1;

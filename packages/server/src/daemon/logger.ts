@@ -24,7 +24,20 @@ export const silentLogger: ServerLogger = {
   isLevelEnabled: () => false,
 };
 
+const PINO_OPTIONS = { base: { service: 'prserv' }, timestamp: pino.stdTimeFunctions.isoTime } as const;
+
 /** A pino logger writing JSON lines to stdout. */
 export function createJsonLogger(level: LogLevel): ServerLogger & { level: string } {
-  return pino({ level, base: { service: 'prserv' }, timestamp: pino.stdTimeFunctions.isoTime });
+  return pino({ level, ...PINO_OPTIONS });
+}
+
+/**
+ * A pino logger writing readable, coloured lines to stdout (pino-pretty), for people at a
+ * terminal. Written synchronously, so that nothing is lost when the process exits.
+ */
+export async function createPrettyLogger(level: LogLevel): Promise<ServerLogger> {
+  // Loaded only when asked for: most servers log JSON, and the formatter costs time to load.
+  const { default: pretty } = await import('pino-pretty');
+  const logger: ServerLogger = pino({ level, ...PINO_OPTIONS }, pretty({ sync: true, colorize: process.stdout.isTTY === true, ignore: 'service' }));
+  return logger;
 }

@@ -10,6 +10,8 @@ export interface RequestRecord {
   readonly protocol: WireProtocol;
   readonly outcome: RequestOutcome;
   readonly seconds: number;
+  /** The stable code of the error answered, for outcome `error`. */
+  readonly errorCode?: string;
 }
 
 /** Upper bounds of the latency buckets, in seconds: from 0.1 ms to 10 s. */

@@ -77,6 +77,38 @@ describe('resolveServerSettings', () => {
     });
   });
 
+  describe('--http, --log-format and --max-key-bytes', () => {
+    it('default to no HTTP endpoint, auto log format and 512-byte keys', () => {
+      expect(resolveServerSettings({}, {}, NO_FILE)).toMatchObject({ http: null, logFormat: 'auto', maxKeyBytes: 512 });
+    });
+
+    it('take them from flags, environment and config file, in that order', () => {
+      const file = fileWith({ http: '0.0.0.0:9585', log_format: 'json', max_key_bytes: 256 });
+      expect(resolveServerSettings({}, {}, file)).toMatchObject({ http: { host: '0.0.0.0', port: 9585 }, logFormat: 'json', maxKeyBytes: 256 });
+      const env = { PRSERV_HTTP: '127.0.0.1:9000', PRSERV_LOG_FORMAT: 'pretty', PRSERV_MAX_KEY_BYTES: '600' };
+      expect(resolveServerSettings({}, env, file)).toMatchObject({ http: { host: '127.0.0.1', port: 9000 }, logFormat: 'pretty', maxKeyBytes: 600 });
+      expect(resolveServerSettings({ http: '[::1]:9001', logFormat: 'auto', maxKeyBytes: '640' }, env, file)).toMatchObject({
+        http: { host: '::1', port: 9001 },
+        logFormat: 'auto',
+        maxKeyBytes: 640,
+      });
+    });
+
+    it('lets an empty PRSERV_HTTP fall through, and an empty flag turn the endpoint off', () => {
+      expect(resolveServerSettings({}, { PRSERV_HTTP: '' }, fileWith({ http: ':9585' })).http).toEqual({ host: '0.0.0.0', port: 9585 });
+      expect(resolveServerSettings({ http: '' }, {}, fileWith({ http: ':9585' })).http).toBeNull();
+    });
+
+    it.each([
+      [{ http: 'metrics' }, {}, '--http'],
+      [{}, { PRSERV_LOG_FORMAT: 'xml' }, 'PRSERV_LOG_FORMAT'],
+      [{ maxKeyBytes: '641' }, {}, '--max-key-bytes'],
+      [{ maxKeyBytes: '0' }, {}, '--max-key-bytes'],
+    ])('refuses %j %j naming %s', (flags, env, source) => {
+      expect(configErrorOf(() => resolveServerSettings(flags, env, NO_FILE)).message).toContain(source);
+    });
+  });
+
   describe('connection timeouts and buffers', () => {
     it('defaults to a 30 s request timeout, no idle timeout and 1 MiB of unread answers', () => {
       expect(resolveServerSettings({}, {}, NO_FILE)).toMatchObject({
