@@ -56,4 +56,21 @@ describe('examples', () => {
       await rm(folder, { recursive: true, force: true });
     }
   });
+
+  it('asks many PRs at once over the JSON-RPC envelope and reads the server stats', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'prserv-pipelined-'));
+    try {
+      const list = join(folder, 'packages.json');
+      const packages = Array.from({ length: 50 }, (_, index) => ({ version: 'pipe-1.0', pkgarch: 'core2-64', checksum: `c${index}` }));
+      await writeFile(list, JSON.stringify(packages));
+      const env = { ...process.env, PRSERV_SERVER_ADDR: server.address };
+      const { stdout } = await run(process.execPath, [example('pipelined-get-pr.mjs'), list], { env });
+      const lines = stdout.trim().split('\n');
+      // New checksums of one package asked together get 50 distinct PRs.
+      expect(new Set(lines.slice(0, 50).map((line) => line.split('\t')[2])).size).toBe(50);
+      expect(lines[50]).toMatch(/^the server has answered \d+ get-pr since its stats began \(p99 [\d.]+ ms\)$/);
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
 });
