@@ -7,6 +7,7 @@ import { PrStoreError, toPrStoreError } from '../errors/pr-store-error.js';
 import { isSchemaCurrent, migrateToLatest } from '../engine/migrations.js';
 import type { CoalescingOptions } from '../engine/coalesce-revision-queries.js';
 import { createPrEngine, type PrEngine, type PrEngineOptions, type UpstreamPrSource } from '../engine/pr-engine.js';
+import { checkKeyLimit } from '../engine/revision-keys.js';
 import { REQUEST_PATH_SETTINGS, REQUEST_PATH_STATEMENTS } from '../engine/revision-statements.js';
 import type { PrDatabase } from '../engine/schema.js';
 import { preparedStatementClient } from './prepared-statement-client.js';
@@ -125,6 +126,8 @@ export async function openPrStore(options: OpenPrStoreOptions = {}): Promise<PrS
   if (!Number.isInteger(poolSize) || poolSize < 1) {
     throw new PrStoreError('INVALID_ARGUMENT', `poolSize must be a positive integer, got ${String(poolSize)}`);
   }
+  // Refused before anything is opened: a bad limit must not leave a new store folder behind.
+  if (options.maxKeyBytes !== undefined) checkKeyLimit(options.maxKeyBytes);
   const readOnly = options.readOnly ?? false;
   const opened = isPostgresUrl(database)
     ? await openPostgres(database, poolSize, options)
