@@ -126,7 +126,7 @@ describe.concurrent('help', () => {
   it('prserv client --help lists every client command and the server address setting', async () => {
     const result = await runCliProcess(['client', '--help']);
     expect(result.code).toBe(0);
-    for (const command of ['get-pr', 'test-pr', 'test-package', 'max-package-pr', 'import-one', 'export', 'ping', 'is-readonly', 'stats', 'reset-stats']) {
+    for (const command of ['get-pr', 'test-pr', 'test-package', 'max-package-pr', 'import-one', 'export', 'ping', 'is-readonly', 'stats', 'reset-stats', 'preflight', 'history']) {
       expect(result.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
     }
     for (const option of ['--server', '--json', '--config', '--history', '--colinfo', '--version', '--pkgarch', '--checksum']) {

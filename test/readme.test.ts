@@ -12,7 +12,11 @@ const shownFiles = [...readme.matchAll(/<!-- (examples\/[\w.-]+) -->\n```\w*\n([
 
 describe('README', () => {
   it('shows the examples it names verbatim, so what a reader pastes is what the tests run', () => {
-    expect(shownFiles.map(({ file }) => file)).toEqual(['examples/in-process-allocation.mjs', 'examples/ci-check-revisions.mjs']);
+    expect(shownFiles.map(({ file }) => file)).toEqual([
+      'examples/in-process-allocation.mjs',
+      'examples/ci-check-revisions.mjs',
+      'examples/pipelined-get-pr.mjs',
+    ]);
     for (const { file, code } of shownFiles) expect(code).toBe(readFileSync(new URL(file, root), 'utf8'));
   });
 

@@ -102,6 +102,71 @@ export interface ServerStats {
   readonly requests: Readonly<Record<string, MethodStats>>;
 }
 
+/** Arguments of {@link PrClient.history}. */
+export interface HistoryArgs extends PackageArgs {
+  /** Only this checksum's rows. Default: the whole package. */
+  readonly checksum?: string;
+}
+
+/**
+ * One stored row of a package and how it came to be stored (prserv only). Null fields are
+ * unknown: rows stored before the server recorded provenance have only checksum and value.
+ */
+export interface HistoryEntry {
+  readonly checksum: string;
+  readonly value: string;
+  /** When it was stored, by the database's clock: ISO 8601 UTC. */
+  readonly storedAt: string | null;
+  /** The address of the client that stored it (none for rows stored in-process or by a tool). */
+  readonly storedBy: string | null;
+  /**
+   * How: `get-pr-history`, `get-pr-nohist` (with `-upstream` when a chained server extended
+   * an upstream's numbering), `import-one`, `import-tool`.
+   */
+  readonly storedHow: string | null;
+  /** The package's greatest PR just before; null for its first row. */
+  readonly previousMax: string | null;
+}
+
+/** A freeze (`prserv freeze`), as its patterns. */
+export interface FreezePatterns {
+  readonly version: string;
+  readonly pkgarch: string;
+}
+
+/** What get-pr would answer, as {@link PrClient.previewPr} reports it (prserv only). */
+export interface PrPreview {
+  /** get-pr's answer now; null when it would be refused (a frozen package that has no PR). */
+  readonly value: string | null;
+  /** True when get-pr would store a new PR (the package's PR would move). */
+  readonly isNew: boolean;
+  /** The package's greatest PR now, or null. */
+  readonly packageMax: string | null;
+  /** The freeze holding the package, or null. */
+  readonly frozen: FreezePatterns | null;
+}
+
+/**
+ * A tuple's fate in {@link PrClient.preflight}: `bump` get-pr would store a new PR; `stay` it
+ * answers a stored one; `frozen` the package is frozen (its PR cannot move); `refused` it is
+ * frozen and has no PR, so get-pr would fail.
+ */
+export type PreflightVerdict = 'bump' | 'stay' | 'frozen' | 'refused';
+
+/** One tuple of a preflight, its preview and verdict. */
+export interface PreflightEntry extends PrPreview {
+  readonly version: string;
+  readonly pkgarch: string;
+  readonly checksum: string;
+  readonly verdict: PreflightVerdict;
+}
+
+/** What {@link PrClient.preflight} returns: every tuple in the order given, and counts per verdict. */
+export interface PreflightReport {
+  readonly entries: PreflightEntry[];
+  readonly counts: Readonly<Record<PreflightVerdict, number>>;
+}
+
 /** What {@link PrClient.export} returns. */
 export interface ExportResult {
   /** `{}` without colinfo. */
@@ -169,18 +234,71 @@ export class PrClient implements AsyncDisposable {
    * `jsonrpc` they are pipelined on one connection; over `asyncrpc` they go one after another.
    */
   async getPrMany(list: readonly RevisionArgs[], options?: CallOptions): Promise<string[]> {
-    const answers = new Array<string>(list.length);
+    return this.#inWindow(list, (args) => this.getPr(args, options));
+  }
+
+  /** `ask` for every item, in order: pipelined over `jsonrpc`, one after another over `asyncrpc`. */
+  async #inWindow<I, O>(list: readonly I[], ask: (item: I) => Promise<O>): Promise<O[]> {
+    const answers = new Array<O>(list.length);
     let next = 0;
     // A bounded window: enough to keep the server busy, without queueing thousands of timers.
     const worker = async () => {
       while (next < list.length) {
         const index = next++;
-        answers[index] = await this.getPr(list[index]!, options);
+        answers[index] = await ask(list[index]!);
       }
     };
     const window = this.#options.protocol === 'jsonrpc' ? GET_PR_MANY_WINDOW : 1;
     await Promise.all(Array.from({ length: Math.min(window, list.length) }, worker));
     return answers;
+  }
+
+  /** What get-pr would answer for a checksum, without storing anything (prserv only). */
+  async previewPr(args: RevisionArgs, options?: CallOptions): Promise<PrPreview> {
+    const response = await this.#call('preview-pr', { ...checksumParams(args), history: args.history ?? false }, options);
+    if (typeof response.new !== 'boolean') throw new PrClientError('PROTOCOL', 'the server answered preview-pr without "new"');
+    return {
+      value: revision(response.value),
+      isNew: response.new,
+      packageMax: revision(response['package-max']),
+      frozen: freezePatterns(response.frozen),
+    };
+  }
+
+  /**
+   * Asks what get-pr would answer for each tuple, storing nothing (prserv only): which packages
+   * would get a new PR, which stay, which are frozen. Over `jsonrpc` the requests are pipelined
+   * on one connection; over `asyncrpc` they go one after another.
+   */
+  async preflight(list: readonly RevisionArgs[], options?: CallOptions): Promise<PreflightReport> {
+    const previews = await this.#inWindow(list, (args) => this.previewPr(args, options));
+    const counts = { bump: 0, stay: 0, frozen: 0, refused: 0 };
+    const entries = previews.map((preview, index) => {
+      const { version, pkgarch, checksum } = list[index]!;
+      const verdict: PreflightVerdict =
+        preview.value === null ? 'refused' : preview.isNew ? 'bump' : preview.frozen ? 'frozen' : 'stay';
+      counts[verdict] += 1;
+      return { version, pkgarch, checksum, ...preview, verdict };
+    });
+    return { entries, counts };
+  }
+
+  /** The package's stored rows with when, how and from where each was stored (prserv only). */
+  async history(args: HistoryArgs, options?: CallOptions): Promise<HistoryEntry[]> {
+    const response = await this.#call(
+      'package-history',
+      { version: args.version, pkgarch: args.pkgarch, checksum: args.checksum ?? null },
+      options,
+    );
+    if (!Array.isArray(response.revisions)) throw new PrClientError('PROTOCOL', 'the server answered package-history without revisions');
+    return response.revisions.map((row: Record<string, unknown>) => ({
+      checksum: String(row.checksum),
+      value: revision(row.value) ?? '',
+      storedAt: optionalText(row['stored-at']),
+      storedBy: optionalText(row['stored-by']),
+      storedHow: optionalText(row['stored-how']),
+      previousMax: revision(row['previous-max'] ?? null),
+    }));
   }
 
   /** Request counts and latency since the server started or was last reset (prserv only). */
@@ -338,6 +456,17 @@ const GET_PR_MANY_WINDOW = 256;
 
 function checksumParams(args: PackageArgs & { checksum: string }): Record<string, unknown> {
   return { version: args.version, pkgarch: args.pkgarch, checksum: args.checksum };
+}
+
+function optionalText(value: unknown): string | null {
+  return value === null || value === undefined ? null : String(value);
+}
+
+function freezePatterns(value: unknown): FreezePatterns | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value !== 'object') throw new PrClientError('PROTOCOL', `the server answered an invalid freeze ${JSON.stringify(value)}`);
+  const { version, pkgarch } = value as Record<string, unknown>;
+  return { version: String(version), pkgarch: String(pkgarch) };
 }
 
 function revision(value: unknown): string | null {

@@ -55,11 +55,11 @@ function everyOk<O>(values: readonly O[]): BatchOutcome<O>[] {
 }
 
 /**
- * A batch that failed for a reason that may belong to one request (a constraint, a bad value)
- * is retried one request at a time, so one bad request never fails its neighbours. Losing the
- * database fails every request alike: no retry storm.
+ * A batch that failed for a reason that may belong to one request (a constraint, a bad value, a
+ * frozen package without a revision) is retried one request at a time, so one bad request never
+ * fails its neighbours. Losing the database fails every request alike: no retry storm.
  */
 function isRequestSpecific(error: unknown): boolean {
   const classified = isPrStoreError(error) ? error : toPrStoreError(error, 'run a batch');
-  return classified.code === 'DATABASE_ERROR';
+  return classified.code === 'DATABASE_ERROR' || classified.code === 'PACKAGE_FROZEN';
 }

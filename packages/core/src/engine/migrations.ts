@@ -1,6 +1,6 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 import { isDatabaseUnavailable, toPrStoreError } from '../errors/pr-store-error.js';
-import { type PrDatabase, PRSERV_ADVISORY_LOCK_KEY } from './schema.js';
+import { type PrDatabase, PRSERV_ADVISORY_LOCK_KEY, STORED_HOW_VALUES } from './schema.js';
 
 const migrations: Record<string, Migration> = {
   '0001-revision-table': {
@@ -32,6 +32,39 @@ const migrations: Record<string, Migration> = {
         (((length(version)::text || ':' || version || pkgarch) COLLATE "C"), value_key)`.execute(db);
     },
   },
+  '0003-provenance-and-freeze': {
+    async up(db) {
+      // Columns are added without a default and the default set afterwards: a DEFAULT on ADD
+      // COLUMN would stamp every existing row with the upgrade's time, and rows whose origin is
+      // not known must say so (NULL). All nullable, so writers that predate them (or bulk tools
+      // that leave them out) keep working.
+      await sql`ALTER TABLE prserv_revision
+        ADD COLUMN stored_at timestamptz,
+        ADD COLUMN stored_by text,
+        ADD COLUMN stored_how text CONSTRAINT prserv_revision_stored_how CHECK (stored_how IN (${sql.raw(
+          STORED_HOW_VALUES.map((how) => `'${how}'`).join(', '),
+        )})),
+        ADD COLUMN previous_max text`.execute(db);
+      await sql`ALTER TABLE prserv_revision ALTER COLUMN stored_at SET DEFAULT now()`.execute(db);
+      // Freezes are few and matched by LIKE patterns, which no index can narrow: a walk over a
+      // table of tens of rows, on the write path only.
+      await sql`
+        CREATE TABLE prserv_freeze (
+          version_glob text NOT NULL,
+          pkgarch_glob text NOT NULL,
+          version_like text NOT NULL,
+          pkgarch_like text NOT NULL,
+          frozen_at    timestamptz NOT NULL DEFAULT now(),
+          frozen_by    text,
+          reason       text,
+          CONSTRAINT prserv_freeze_pkey PRIMARY KEY (version_glob, pkgarch_glob)
+        )`.execute(db);
+      // The order in which the write path looks for a matching freeze. Without an index that fits
+      // it, the request path's `enable_seqscan = off` leaves a plan costed in the billions, which
+      // PostgreSQL then JIT-compiles on every execution (over 100 ms each).
+      await sql`CREATE INDEX prserv_freeze_order ON prserv_freeze (frozen_at, version_glob, pkgarch_glob)`.execute(db);
+    },
+  },
 };
 
 const provider: MigrationProvider = {
@@ -40,19 +73,32 @@ const provider: MigrationProvider = {
 
 /**
  * Brings the schema up to date. Safe when many replicas start at once on an empty database:
- * they serialise on a session advisory lock and each finds the work done by the first.
- * When the schema is already current nothing is written, so a read-only role can start.
+ * they serialise on an advisory lock and each finds the work done by the first. The lock, Kysely's
+ * bookkeeping tables and every migration share one transaction on one connection, so the lock is
+ * taken and released on one backend even behind a transaction-mode pooler (PgBouncer), which
+ * could otherwise leave a session lock held by an idle server connection. When the schema is
+ * already current nothing is written, so a read-only role can start.
  */
 export async function migrateToLatest(db: Kysely<PrDatabase>): Promise<void> {
   try {
     if (await isSchemaCurrent(db)) return;
     await db.connection().execute(async (connection) => {
-      await sql`SELECT pg_advisory_lock(${PRSERV_ADVISORY_LOCK_KEY})`.execute(connection);
+      await sql`BEGIN`.execute(connection);
       try {
-        const { error } = await new Migrator({ db: connection, provider }).migrateToLatest();
+        await sql`SELECT pg_advisory_xact_lock(${PRSERV_ADVISORY_LOCK_KEY})`.execute(connection);
+        // Kysely re-checks for its tables after a failed CREATE, which an aborted transaction
+        // answers with "current transaction is aborted", hiding why (no right to create tables, a
+        // read-only database). This probe fails first, with that cause, and leaves nothing behind.
+        await sql`SAVEPOINT prserv_create_probe`.execute(connection);
+        await sql`CREATE TABLE prserv_create_probe ()`.execute(connection);
+        await sql`ROLLBACK TO SAVEPOINT prserv_create_probe`.execute(connection);
+        const { error } = await new Migrator({ db: connection, provider, disableTransactions: true }).migrateToLatest();
         if (error) throw error;
-      } finally {
-        await sql`SELECT pg_advisory_unlock(${PRSERV_ADVISORY_LOCK_KEY})`.execute(connection);
+        await sql`COMMIT`.execute(connection);
+      } catch (error) {
+        // The error that matters is the migration's; a failed rollback only means the connection is gone.
+        await sql`ROLLBACK`.execute(connection).catch(() => undefined);
+        throw error;
       }
     });
   } catch (error) {

@@ -1,9 +1,17 @@
 import type { Kysely } from 'kysely';
 import { PrStoreError, toPrStoreError } from '../errors/pr-store-error.js';
-import { decideChainedGetPr, decideGetPr, decideTestPr, type UpstreamFacts } from './allocation-rules.js';
+import {
+  type AllocationDecision,
+  type ChecksumFacts,
+  decideChainedGetPr,
+  decideGetPr,
+  decideTestPr,
+  type UpstreamFacts,
+} from './allocation-rules.js';
+import { type FreezeMatch, frozenAnswer } from './batch-allocation.js';
 import { type CoalescingOptions, coalesceRevisionQueries } from './coalesce-revision-queries.js';
 import { normalizeRevision } from './revision.js';
-import { createRevisionQueries, type RevisionQueries } from './revision-queries.js';
+import { createRevisionQueries, type RevisionQueries, type StoredRevision } from './revision-queries.js';
 import {
   type ChecksumKey,
   checkChecksumKey,
@@ -23,6 +31,29 @@ import type { PrDatabase } from './schema.js';
 export interface RevisionQuery extends ChecksumKey {
   /** History mode (a checksum keeps its first revision). Default false: no-history, as BitBake. */
   readonly history?: boolean;
+  /**
+   * Address of the client that asked (a server passes its peer's), recorded with a row get-pr
+   * stores. Default none: the row's `stored_by` stays empty.
+   */
+  readonly client?: string;
+}
+
+/** What {@link PrEngine.previewPr} reports: get-pr's answer, without storing anything. */
+export interface PrPreview {
+  /** What get-pr would answer now; null when it would be refused (a frozen package without a revision). */
+  readonly value: string | null;
+  /** True when get-pr would store a new revision (the package's PR would move). */
+  readonly isNew: boolean;
+  /** The package's greatest revision now, or null. */
+  readonly packageMax: string | null;
+  /** The freeze matching the package, or null. A frozen package never moves. */
+  readonly frozenBy: FreezeMatch | null;
+}
+
+/** Arguments of {@link PrEngine.packageHistory}. */
+export interface PackageHistoryQuery extends PackageKey {
+  /** Only this checksum's rows. Default: every row of the package. */
+  readonly checksum?: string | null;
 }
 
 /** Arguments of {@link PrEngine.importOne}. */
@@ -34,6 +65,8 @@ export interface ImportOneInput extends ChecksumKey {
    * answer. Default false: store the row if absent and answer the value as given.
    */
   readonly keepHigher?: boolean;
+  /** Address of the client that asked, recorded with the row. Default none. */
+  readonly client?: string;
 }
 
 /** Filters of {@link PrEngine.exportRows}; an absent or null filter matches everything. */
@@ -104,6 +137,10 @@ export interface PrEngine {
    * storing nothing. Lets a server serve some clients read-only (`--allow-write`).
    */
   readOnlyView?(): PrEngine;
+  /** What get-pr would answer, whether it would store, and the package's freeze; never stores. */
+  previewPr?(query: RevisionQuery): Promise<PrPreview>;
+  /** The package's stored rows with their provenance (when, how, from where), in revision order. */
+  packageHistory?(query: PackageHistoryQuery): Promise<StoredRevision[]>;
 }
 
 /**
@@ -160,14 +197,17 @@ class RevisionEngine implements PrEngine {
     const key = checkChecksumKey(query, this.#maxKeyBytes);
     const history = query.history ?? false;
     try {
-      if (this.#upstream) return await this.#getChainedPr(key, history, this.#upstream);
+      if (this.#upstream) return await this.#getChainedPr(key, history, this.#upstream, query.client);
       const request = { version: key.version, pkgarch: key.pkgarch, checksum: key.checksum, history };
       // Most requests of a rebuild ask for revisions already stored: one snapshot read answers
-      // them without a lock or a write.
+      // them without a lock or a write (and without reading freezes: a stored answer never moves).
       const [facts] = await this.#queries.readFacts([request]);
       const seen = decideGetPr(facts!, history);
-      if (!seen.isNew || this.readOnly) return seen.value;
-      const [decision] = await this.#queries.allocate([request]);
+      if (!seen.isNew) return seen.value;
+      if (this.readOnly) return await this.#unlessFrozen(key, seen, facts!);
+      // A literal of one shape rather than a spread: this runs for every allocation.
+      const allocation = { version: key.version, pkgarch: key.pkgarch, checksum: key.checksum, history, client: query.client };
+      const [decision] = await this.#queries.allocate([allocation]);
       if (decision!.isNew) this.#onAllocated?.();
       return decision!.value;
     } catch (error) {
@@ -180,16 +220,68 @@ class RevisionEngine implements PrEngine {
    * do not depend on ours); local facts are read again under the lock, so two concurrent new
    * checksums never get the same `u.N`.
    */
-  async #getChainedPr(key: ChecksumKey, history: boolean, upstream: UpstreamPrSource): Promise<string> {
-    const [seen] = await this.#queries.readFacts([{ ...key, history }]);
-    if (history && seen!.checksumFirst !== null) return seen!.checksumFirst;
-    const remote = await askUpstream(upstream, key);
-    // Like the local path: an answer already stored needs no lock and no write.
-    const first = decideChainedGetPr(await this.#queries.readChainedFacts(key, remote, history, seen), remote, history);
-    if (!first.isNew || this.readOnly) return first.value;
-    const decision = await this.#queries.allocateChained(key, remote, history);
+  async #getChainedPr(key: ChecksumKey, history: boolean, upstream: UpstreamPrSource, client: string | undefined): Promise<string> {
+    const { decision: first, facts } = await this.#decideChained(key, history, upstream);
+    if (!first.isNew) return first.value;
+    if (this.readOnly) return this.#unlessFrozen(key, first, facts);
+    const decision = await this.#queries.allocateChained({ ...key, client }, first.upstream!, history);
     if (decision.isNew) this.#onAllocated?.();
     return decision.value;
+  }
+
+  /** A chained get-pr decided on a snapshot (no lock), with the upstream facts it used. */
+  async #decideChained(
+    key: ChecksumKey,
+    history: boolean,
+    upstream: UpstreamPrSource,
+  ): Promise<{ decision: AllocationDecision & { upstream?: UpstreamFacts }; facts: ChecksumFacts }> {
+    const [seen] = await this.#queries.readFacts([{ ...key, history }]);
+    if (history && seen!.checksumFirst !== null) return { decision: { value: seen!.checksumFirst, isNew: false }, facts: seen! };
+    const remote = await askUpstream(upstream, key);
+    // Like the local path: an answer already stored needs no lock and no write.
+    const decision = decideChainedGetPr(await this.#queries.readChainedFacts(key, remote, history, seen), remote, history);
+    return { decision: { ...decision, upstream: remote }, facts: seen! };
+  }
+
+  /**
+   * What a writer would answer for a decision that stores, without storing: the decision, or on
+   * a frozen package its greatest revision (`PACKAGE_FROZEN` without one). Only for answers that
+   * would store, so a lookup never reads freezes.
+   */
+  async #unlessFrozen(key: PackageKey, decision: AllocationDecision, facts: ChecksumFacts): Promise<string> {
+    const [frozen] = await this.#queries.readFrozen([key]);
+    return frozen ? frozenAnswer(key, facts.packageMax, frozen).value : decision.value;
+  }
+
+  async previewPr(query: RevisionQuery): Promise<PrPreview> {
+    const key = checkChecksumKey(query, this.#maxKeyBytes);
+    const history = query.history ?? false;
+    try {
+      // Three reads that the coalescer can share with other requests: the checksum in its mode,
+      // the package's maximum (a history read of a known checksum leaves it out), the freeze.
+      const [decision, [pkg], [frozenBy]] = await Promise.all([
+        this.#upstream
+          ? this.#decideChained(key, history, this.#upstream).then(({ decision }) => decision)
+          : this.#queries.readFacts([{ ...key, history }]).then(([facts]) => decideGetPr(facts!, history)),
+        this.#queries.readFacts([{ version: key.version, pkgarch: key.pkgarch, checksum: null, history: false }]),
+        this.#queries.readFrozen([key]),
+      ]);
+      const packageMax = pkg!.packageMax;
+      if (!decision.isNew || !frozenBy) return { value: decision.value, isNew: decision.isNew, packageMax, frozenBy: frozenBy ?? null };
+      return { value: packageMax, isNew: false, packageMax, frozenBy };
+    } catch (error) {
+      throw toPrStoreError(error, 'preview a revision');
+    }
+  }
+
+  async packageHistory(query: PackageHistoryQuery): Promise<StoredRevision[]> {
+    const key = checkPackageKey(query, this.#maxKeyBytes);
+    const checksum = query.checksum ? checkKeyPart('checksum', query.checksum, this.#maxKeyBytes) : null;
+    try {
+      return await this.#queries.packageHistory(key, checksum);
+    } catch (error) {
+      throw toPrStoreError(error, 'read a package history');
+    }
   }
 
   async testPr(query: RevisionQuery): Promise<string | null> {
@@ -222,7 +314,8 @@ class RevisionEngine implements PrEngine {
     const value = checkRevisionValue(input.value);
     if (this.readOnly) return null;
     try {
-      const stored = await this.#queries.importOne({ ...key, value: normalizeRevision(value) }, input.keepHigher ?? false);
+      const row = { ...key, value: normalizeRevision(value), client: input.client };
+      const stored = await this.#queries.importOne(row, input.keepHigher ?? false);
       return input.keepHigher ? stored : value;
     } catch (error) {
       throw toPrStoreError(error, 'import a revision');

@@ -58,6 +58,9 @@ export function checkKeyLimit(maxBytes: number): number {
 
 const encoder = new TextEncoder();
 
+/** `String.prototype.isWellFormed` (ES2024, in every Node.js this package supports). */
+type WellFormedCheck = string & { isWellFormed(): boolean };
+
 /** `value` as a key part, or an `INVALID_ARGUMENT` error naming `name`. */
 export function checkKeyPart(name: string, value: unknown, maxBytes = MAX_KEY_BYTES): string {
   if (typeof value !== 'string' || value.length === 0) {
@@ -69,6 +72,11 @@ export function checkKeyPart(name: string, value: unknown, maxBytes = MAX_KEY_BY
   }
   if (value.includes('\u0000')) {
     throw new PrStoreError('INVALID_ARGUMENT', `${name} must not contain NUL characters`);
+  }
+  // An unpaired surrogate (JSON allows "\ud800") has no UTF-8 form: stored, it would become U+FFFD
+  // and two different keys would become one.
+  if (!(value as WellFormedCheck).isWellFormed()) {
+    throw new PrStoreError('INVALID_ARGUMENT', `${name} must be valid Unicode text (it holds an unpaired surrogate)`);
   }
   return value;
 }

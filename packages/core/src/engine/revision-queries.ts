@@ -1,11 +1,28 @@
 import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
 import type { ChainedFacts, ChecksumFacts, UpstreamFacts } from './allocation-rules.js';
 import { decideChainedGetPr, decideLegacyImport, type AllocationDecision } from './allocation-rules.js';
-import { type AllocationRequest, planAllocations } from './batch-allocation.js';
+import {
+  type AllocationRequest,
+  type FreezeMatch,
+  frozenAnswer,
+  frozenError,
+  planAllocations,
+  type StoredRow,
+  type WriteFacts,
+} from './batch-allocation.js';
 import { increaseRevision } from './revision.js';
 import { type ChecksumKey, checksumId, type PackageKey, packageId, type RevisionRow } from './revision-keys.js';
-import { EXPORT_ROWS, INSERT_ROWS, LOCK_PACKAGES, READ_FACTS, READ_GREATEST_BETWEEN } from './revision-statements.js';
-import type { PrDatabase } from './schema.js';
+import {
+  EXPORT_ROWS,
+  INSERT_ROWS,
+  LOCK_PACKAGES,
+  PACKAGE_HISTORY,
+  READ_FACTS,
+  READ_FROZEN,
+  READ_GREATEST_BETWEEN,
+  READ_WRITE_FACTS,
+} from './revision-statements.js';
+import type { PrDatabase, StoredHow } from './schema.js';
 
 /** A key whose facts to read: a checksum, or a package alone (`checksum: null`), for one mode. */
 export interface FactsKey extends PackageKey {
@@ -36,14 +53,38 @@ export interface RevisionQueries {
    * order (`planAllocations`), stores the new rows, commits. Decisions come back in order.
    */
   allocate(requests: readonly AllocationRequest[]): Promise<AllocationDecision[]>;
-  /** A chained get-pr (docs/protocol.md §7.2) under the package's lock, given upstream's answers. */
-  allocateChained(key: ChecksumKey, upstream: UpstreamFacts, history: boolean): Promise<AllocationDecision>;
+  /**
+   * A chained get-pr (docs/protocol.md §7.2) under the package's lock, given upstream's answers.
+   * `key.client` is recorded with a stored row.
+   */
+  allocateChained(key: ChecksumKey & { readonly client?: string }, upstream: UpstreamFacts, history: boolean): Promise<AllocationDecision>;
   /** Local facts of a chained server for one mode, reusing `known` facts (of that mode) when given. */
   readChainedFacts(key: ChecksumKey, upstream: UpstreamFacts, history: boolean, known?: ChecksumFacts): Promise<ChainedFacts>;
-  /** Stores one row under the package's lock; `keepHigher` applies the legacy import rule. */
-  importOne(row: RevisionRow, keepHigher: boolean): Promise<string>;
+  /**
+   * Stores one row under the package's lock; `keepHigher` applies the legacy import rule;
+   * `row.client` is recorded with it. A frozen package refuses it (`PACKAGE_FROZEN`).
+   */
+  importOne(row: RevisionRow & { readonly client?: string }, keepHigher: boolean): Promise<string>;
   /** Stored rows matching the filter, ordered by package, revision and checksum. */
   exportRows(filter: ExportFilter): Promise<RevisionRow[]>;
+  /** One snapshot read: the freeze matching each package, or null, in order. */
+  readFrozen(keys: readonly PackageKey[]): Promise<(FreezeMatch | null)[]>;
+  /** Every row of a package (of one checksum when given) with its provenance, in revision order. */
+  packageHistory(key: PackageKey, checksum: string | null): Promise<StoredRevision[]>;
+}
+
+/** A stored row of a package and how it came to be stored. Fields are null where unknown. */
+export interface StoredRevision {
+  readonly checksum: string;
+  readonly value: string;
+  /** When it was stored (database clock), ISO 8601 UTC; null for rows stored before prserv recorded it. */
+  readonly storedAt: string | null;
+  /** The client's address; null when unknown or stored in-process. */
+  readonly storedBy: string | null;
+  /** How it was stored; null when unknown. */
+  readonly storedHow: StoredHow | null;
+  /** The package's greatest revision just before; null for its first row, or when unknown. */
+  readonly previousMax: string | null;
 }
 
 type Queryable = Kysely<PrDatabase> | Transaction<PrDatabase>;
@@ -73,7 +114,8 @@ export function createRevisionQueries(db: Kysely<PrDatabase>, options: RevisionQ
     allocate: (requests) =>
       db.transaction().execute(async (trx) => {
         await lockPackages(trx, requests);
-        const plan = planAllocations(requests, await readFacts(trx, requests));
+        // Read after the locks, in the transaction: the facts and freezes every replica committed.
+        const plan = planAllocations(requests, await readWriteFacts(trx, requests));
         await insertRows(trx, plan.rows);
         return plan.decisions;
       }),
@@ -81,8 +123,22 @@ export function createRevisionQueries(db: Kysely<PrDatabase>, options: RevisionQ
     allocateChained: (key, upstream, history) =>
       db.transaction().execute(async (trx) => {
         await lockPackages(trx, [key]);
-        const decision = decideChainedGetPr(await readChainedFacts(trx, key, upstream, history), upstream, history);
-        if (decision.isNew) await insertRows(trx, [{ ...key, value: decision.value }]);
+        const [facts] = await readWriteFacts(trx, [{ ...key, history }]);
+        const decision = decideChainedGetPr(await readChainedFacts(trx, key, upstream, history, facts), upstream, history);
+        if (!decision.isNew) return decision;
+        if (facts!.frozenBy) return frozenAnswer(key, facts!.packageMax, facts!.frozenBy);
+        const mode = history ? 'get-pr-history' : 'get-pr-nohist';
+        const row: StoredRow = {
+          version: key.version,
+          pkgarch: key.pkgarch,
+          checksum: key.checksum,
+          value: decision.value,
+          // Numbering that depends on upstream's says so; a package upstream does not know is local.
+          storedHow: upstream.packageMax === null ? mode : `${mode}-upstream`,
+          storedBy: key.client ?? null,
+          previousMax: facts!.packageMax,
+        };
+        await insertRows(trx, [row]);
         return decision;
       }),
 
@@ -91,16 +147,31 @@ export function createRevisionQueries(db: Kysely<PrDatabase>, options: RevisionQ
     importOne: (row, keepHigher) =>
       db.transaction().execute(async (trx) => {
         await lockPackages(trx, [row]);
+        const [facts] = await readWriteFacts(trx, [{ ...row, history: false }]);
+        if (facts!.frozenBy) throw frozenError(row, facts!.frozenBy, 'import-one may not store into it');
         if (keepHigher) {
-          const [facts] = await readFacts(trx, [{ ...row, history: false }]);
           const decision = decideLegacyImport(facts!.checksumLast, row.value);
           if (!decision.isNew) return decision.value;
         }
-        await insertRows(trx, [row]);
+        await insertRows(trx, [
+          {
+            version: row.version,
+            pkgarch: row.pkgarch,
+            checksum: row.checksum,
+            value: row.value,
+            storedHow: 'import-one',
+            storedBy: row.client ?? null,
+            previousMax: facts!.packageMax,
+          },
+        ]);
         return row.value;
       }),
 
     exportRows: (filter) => exportRows(db, filter),
+
+    readFrozen: (keys) => readFrozen(db, keys),
+
+    packageHistory: (key, checksum) => packageHistory(db, key, checksum),
   };
 }
 
@@ -110,7 +181,32 @@ async function run<R>(db: Queryable, text: string, parameters: readonly unknown[
 }
 
 async function readFacts(db: Queryable, keys: readonly FactsKey[]): Promise<ChecksumFacts[]> {
-  // Requests for the same key in one batch share one probe.
+  const batch = dedupe(keys);
+  const rows = await run<FactsRow>(db, READ_FACTS, batch.parameters);
+  const facts: ChecksumFacts[] = new Array(batch.size);
+  for (const row of rows) facts[row.ord - 1] = toFacts(row, batch.histories[row.ord - 1]!);
+  return batch.slotOf.map((slot) => facts[slot]!);
+}
+
+/** {@link readFacts} plus each package's freeze: the write path's one read, under its locks. */
+async function readWriteFacts(db: Queryable, keys: readonly FactsKey[]): Promise<WriteFacts[]> {
+  const batch = dedupe(keys);
+  const rows = await run<FactsRow & { frozen_by: string | null }>(db, READ_WRITE_FACTS, batch.parameters);
+  const facts: WriteFacts[] = new Array(batch.size);
+  for (const row of rows) {
+    const history = batch.histories[row.ord - 1]!;
+    facts[row.ord - 1] = {
+      packageMax: row.package_max,
+      checksumFirst: history ? row.checksum_value : null,
+      checksumLast: history ? null : row.checksum_value,
+      frozenBy: row.frozen_by === null ? null : toFreezeMatch(row.frozen_by),
+    };
+  }
+  return batch.slotOf.map((slot) => facts[slot]!);
+}
+
+/** The distinct keys of a batch as statement parameters: requests for the same key share one probe. */
+function dedupe(keys: readonly FactsKey[]) {
   const slots = new Map<string, number>();
   const slotOf: number[] = [];
   const versions: string[] = [];
@@ -130,17 +226,53 @@ async function readFacts(db: Queryable, keys: readonly FactsKey[]): Promise<Chec
     }
     slotOf.push(slot);
   }
-  const rows = await run<FactsRow>(db, READ_FACTS, [versions, pkgarchs, checksums, histories]);
-  const facts: ChecksumFacts[] = new Array(versions.length);
-  for (const row of rows) {
-    const history = histories[row.ord - 1];
-    facts[row.ord - 1] = {
-      packageMax: row.package_max,
-      checksumFirst: history ? row.checksum_value : null,
-      checksumLast: history ? null : row.checksum_value,
-    };
-  }
-  return slotOf.map((slot) => facts[slot]!);
+  return { size: versions.length, slotOf, histories, parameters: [versions, pkgarchs, checksums, histories] };
+}
+
+function toFacts(row: FactsRow, history: boolean): ChecksumFacts {
+  return {
+    packageMax: row.package_max,
+    checksumFirst: history ? row.checksum_value : null,
+    checksumLast: history ? null : row.checksum_value,
+  };
+}
+
+/** The statements' `version_glob LF pkgarch_glob` (see `frozenBy` in revision-statements.ts). */
+function toFreezeMatch(text: string | null): FreezeMatch | null {
+  if (text === null) return null;
+  const split = text.lastIndexOf('\n');
+  return { version: text.slice(0, split), pkgarch: text.slice(split + 1) };
+}
+
+async function readFrozen(db: Queryable, keys: readonly PackageKey[]): Promise<(FreezeMatch | null)[]> {
+  const rows = await run<{ ord: number; frozen_by: string | null }>(db, READ_FROZEN, [
+    keys.map((key) => key.version),
+    keys.map((key) => key.pkgarch),
+  ]);
+  const frozen: (FreezeMatch | null)[] = new Array(keys.length).fill(null);
+  for (const row of rows) frozen[row.ord - 1] = toFreezeMatch(row.frozen_by);
+  return frozen;
+}
+
+interface HistoryRow {
+  readonly checksum: string;
+  readonly value: string;
+  readonly stored_at: string | null;
+  readonly stored_by: string | null;
+  readonly stored_how: StoredHow | null;
+  readonly previous_max: string | null;
+}
+
+async function packageHistory(db: Queryable, key: PackageKey, checksum: string | null): Promise<StoredRevision[]> {
+  const rows = await run<HistoryRow>(db, PACKAGE_HISTORY, [key.version, key.pkgarch, checksum]);
+  return rows.map((row) => ({
+    checksum: row.checksum,
+    value: row.value,
+    storedAt: row.stored_at,
+    storedBy: row.stored_by,
+    storedHow: row.stored_how,
+    previousMax: row.previous_max,
+  }));
 }
 
 /**
@@ -151,13 +283,16 @@ async function lockPackagesInDatabase(trx: Transaction<PrDatabase>, packages: re
   await run(trx, LOCK_PACKAGES, [packages.map((key) => key.version), packages.map((key) => key.pkgarch)]);
 }
 
-async function insertRows(trx: Transaction<PrDatabase>, rows: readonly RevisionRow[]): Promise<void> {
+async function insertRows(trx: Transaction<PrDatabase>, rows: readonly StoredRow[]): Promise<void> {
   if (rows.length === 0) return;
   await run(trx, INSERT_ROWS, [
     rows.map((row) => row.version),
     rows.map((row) => row.pkgarch),
     rows.map((row) => row.checksum),
     rows.map((row) => row.value),
+    rows.map((row) => row.storedBy),
+    rows.map((row) => row.storedHow),
+    rows.map((row) => row.previousMax),
   ]);
 }
 

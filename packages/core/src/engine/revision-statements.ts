@@ -37,12 +37,15 @@ export const REQUEST_PATH_SETTINGS = 'SET enable_seqscan = off; SET plan_cache_m
  * it moot. A rebuild in history mode thus costs one index probe per request. (`CASE` evaluates
  * only the subquery it picks; `OFFSET 0` keeps the lateral value from being inlined twice.)
  */
-export const READ_FACTS = `SELECT k.ord::int4 AS ord, c.checksum_value,
+export const READ_FACTS = readFactsStatement('');
+
+function readFactsStatement(extraColumns: string): string {
+  return `SELECT k.ord::int4 AS ord, c.checksum_value,
   CASE WHEN k.history AND c.checksum_value IS NOT NULL THEN NULL ELSE
     (SELECT r.value FROM prserv_revision r
       WHERE ${packageKey('r.version', 'r.pkgarch')} = ${packageKey('k.version', 'k.pkgarch')}
       ORDER BY r.value_key DESC LIMIT 1)
-  END AS package_max
+  END AS package_max${extraColumns}
 FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[]) WITH ORDINALITY AS k(version, pkgarch, checksum, history, ord)
 CROSS JOIN LATERAL (SELECT CASE WHEN k.history
     THEN (SELECT r.value FROM prserv_revision r
@@ -52,6 +55,7 @@ CROSS JOIN LATERAL (SELECT CASE WHEN k.history
       WHERE r.version = k.version AND r.pkgarch = k.pkgarch AND r.checksum = k.checksum
       ORDER BY r.value_key DESC LIMIT 1)
   END AS checksum_value OFFSET 0) AS c`;
+}
 
 /**
  * Takes the package locks of a batch in ascending lock-id order, so that batches of different
@@ -63,10 +67,50 @@ FROM (SELECT DISTINCT hashtext(p.version || chr(10) || p.pkgarch) AS id
       FROM unnest($1::text[], $2::text[]) AS p(version, pkgarch)
       ORDER BY id OFFSET 0) AS l`;
 
-/** Stores rows; a row already present is left alone. */
-export const INSERT_ROWS = `INSERT INTO prserv_revision (version, pkgarch, checksum, value)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+/**
+ * Stores rows with their provenance (client address, how, the package's maximum before);
+ * `stored_at` takes its default, the database's clock. A row already present is left alone.
+ */
+export const INSERT_ROWS = `INSERT INTO prserv_revision (version, pkgarch, checksum, value, stored_by, stored_how, previous_max)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
 ON CONFLICT ON CONSTRAINT prserv_revision_pkey DO NOTHING`;
+
+/**
+ * The first freeze (`prserv freeze`) matching a package, as `version_glob LF pkgarch_glob`, or
+ * NULL. A correlated subquery over the key `k`, shared by the write-path statements. Its ORDER BY
+ * is the index `prserv_freeze_order` (migration 0003), the one plan with sequential scans off.
+ */
+function frozenBy(version: string, pkgarch: string): string {
+  // The uncorrelated EXISTS runs once per statement: with no freeze at all (the usual case) no
+  // key of the batch looks further.
+  return `CASE WHEN EXISTS (SELECT 1 FROM prserv_freeze) THEN
+    (SELECT f.version_glob || chr(10) || f.pkgarch_glob FROM prserv_freeze f
+      WHERE ${version} LIKE f.version_like AND ${pkgarch} LIKE f.pkgarch_like
+      ORDER BY f.frozen_at, f.version_glob, f.pkgarch_glob LIMIT 1) END`;
+}
+
+/**
+ * {@link READ_FACTS} plus the freeze matching each package, for the write path only: run inside
+ * the allocation transaction after the package locks, so a freeze another replica committed is
+ * seen by the next write, at no extra round trip. The lookup path never reads freezes.
+ */
+export const READ_WRITE_FACTS = readFactsStatement(`,\n  ${frozenBy('k.version', 'k.pkgarch')} AS frozen_by`);
+
+/** The freeze matching each package of a batch, or NULL (preview-pr, read-only get-pr). */
+export const READ_FROZEN = `SELECT k.ord::int4 AS ord, ${frozenBy('k.version', 'k.pkgarch')} AS frozen_by
+FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(version, pkgarch, ord)`;
+
+/**
+ * Every row of a package with its provenance, in revision order (one checksum's rows when `$3`
+ * is not null). Times as ISO 8601 UTC text, the same from both drivers.
+ */
+export const PACKAGE_HISTORY = `SELECT r.checksum, r.value,
+  to_char(r.stored_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS stored_at,
+  r.stored_by, r.stored_how, r.previous_max
+FROM prserv_revision r
+WHERE ${packageKey('r.version', 'r.pkgarch')} = ${packageKey('$1::text', '$2::text')}
+  AND ($3::text IS NULL OR r.checksum = $3::text)
+ORDER BY r.value_key, r.stored_at NULLS FIRST, r.checksum`;
 
 /** The greatest revision of a package strictly between two revisions (extensions of an upstream's `u`). */
 export const READ_GREATEST_BETWEEN = `SELECT r.value FROM prserv_revision r
@@ -89,6 +133,8 @@ ORDER BY r.version, r.pkgarch, r.value_key, r.checksum`;
 export const REQUEST_PATH_STATEMENTS: ReadonlyMap<string, string> = new Map([
   [READ_FACTS, 'prserv_read_facts'],
   [LOCK_PACKAGES, 'prserv_lock_packages'],
+  [READ_WRITE_FACTS, 'prserv_read_write_facts'],
+  [READ_FROZEN, 'prserv_read_frozen'],
   [INSERT_ROWS, 'prserv_insert_rows'],
   [READ_GREATEST_BETWEEN, 'prserv_read_greatest_between'],
 ]);

@@ -8,6 +8,7 @@ export const PR_STORE_ERROR_CODES = [
   'UPSTREAM_UNAVAILABLE',
   'OVERLOADED',
   'DRIVER_MISSING',
+  'PACKAGE_FROZEN',
 ] as const;
 
 /** One of {@link PR_STORE_ERROR_CODES}. */

@@ -51,7 +51,9 @@ const NEWLINE = 0x0a;
 export class FrameDecoder {
   readonly #maxMessageBytes: number;
   readonly #chunkStreams: boolean;
-  readonly #utf8 = new TextDecoder('utf-8', { fatal: true });
+  // ignoreBOM: each line is decoded on its own, and a chunk piece may begin with U+FEFF that
+  // belongs to the text (a decoder that strips it would change the key the client sent).
+  readonly #utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   #phase: Phase;
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;

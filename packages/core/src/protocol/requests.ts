@@ -12,6 +12,8 @@ export const PR_METHODS = [
   'export',
   'get-stats',
   'reset-stats',
+  'preview-pr',
+  'package-history',
 ] as const;
 
 /** One of {@link PR_METHODS}. */
@@ -36,7 +38,8 @@ export type PrRequest =
   | { readonly method: 'ping' }
   | { readonly method: 'is-readonly' }
   | { readonly method: 'get-stats' | 'reset-stats' }
-  | ({ readonly method: 'get-pr' | 'test-pr'; readonly history: boolean | undefined } & ChecksumParams)
+  | ({ readonly method: 'get-pr' | 'test-pr' | 'preview-pr'; readonly history: boolean | undefined } & ChecksumParams)
+  | ({ readonly method: 'package-history'; readonly checksum: string | null } & PackageParams)
   | ({ readonly method: 'test-package' | 'max-package-pr' } & PackageParams)
   | ({ readonly method: 'import-one'; readonly value: string; readonly valueWasNumber: boolean } & ChecksumParams)
   | {
@@ -89,6 +92,10 @@ export function parseRequest(message: unknown): PrRequest {
         checksum: read.requiredString('checksum'),
         history: read.optionalBoolean('history'),
       };
+    case 'preview-pr':
+      return { method, ...read.checksumParams(), history: read.optionalBoolean('history') };
+    case 'package-history':
+      return { method, ...read.packageParams(), checksum: read.filter('checksum') };
     case 'test-package':
     case 'max-package-pr':
       return { method, ...read.packageParams() };

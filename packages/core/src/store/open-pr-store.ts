@@ -6,7 +6,23 @@ import type { PoolConfig } from 'pg';
 import { PrStoreError, toPrStoreError } from '../errors/pr-store-error.js';
 import { isSchemaCurrent, migrateToLatest } from '../engine/migrations.js';
 import type { CoalescingOptions } from '../engine/coalesce-revision-queries.js';
-import { createPrEngine, type PrEngine, type PrEngineOptions, type UpstreamPrSource } from '../engine/pr-engine.js';
+import {
+  type FreezeInput,
+  freezePackages,
+  listFreezes,
+  type PackageFreeze,
+  thawPackages,
+} from '../engine/package-freezes.js';
+import {
+  createPrEngine,
+  type PackageHistoryQuery,
+  type PrEngine,
+  type PrEngineOptions,
+  type PrPreview,
+  type RevisionQuery,
+  type UpstreamPrSource,
+} from '../engine/pr-engine.js';
+import type { StoredRevision } from '../engine/revision-queries.js';
 import { checkKeyLimit } from '../engine/revision-keys.js';
 import { REQUEST_PATH_SETTINGS, REQUEST_PATH_STATEMENTS } from '../engine/revision-statements.js';
 import type { PrDatabase } from '../engine/schema.js';
@@ -88,12 +104,26 @@ export interface PrStore extends PrEngine {
   /** The PostgreSQL URL without its password, or the embedded store's absolute folder. */
   readonly location: string;
   /**
-   * Resolves when the store can serve: its database answers and its schema is the one this
-   * version expects (another replica may have upgraded it since). Rejects with the reason.
+   * Resolves when the store can serve: its database answers, its schema is the one this version
+   * expects (another replica may have upgraded it since), and a request-path lookup succeeds.
+   * Rejects with the reason.
    */
   checkReady(): Promise<void>;
   /** The PostgreSQL pool's connections (all, idle) and the requests waiting for one; undefined for the embedded store. */
   poolFigures(): PoolFigures | undefined;
+  /** What get-pr would answer, whether it would store, and the package's freeze; never stores. */
+  previewPr(query: RevisionQuery): Promise<PrPreview>;
+  /** The package's stored rows with their provenance, in revision order. */
+  packageHistory(query: PackageHistoryQuery): Promise<StoredRevision[]>;
+  /**
+   * Freezes the packages matching the globs (`prserv freeze`): stored in the database, so every
+   * replica enforces it from its next write. False when those patterns were frozen already.
+   */
+  freeze(input: FreezeInput): Promise<boolean>;
+  /** Removes the freeze with exactly these patterns (`prserv thaw`); false when there was none. */
+  thaw(input: { readonly version: string; readonly pkgarch?: string }): Promise<boolean>;
+  /** Every freeze, oldest first. */
+  listFreezes(): Promise<PackageFreeze[]>;
   /** Finishes in-flight work, closes the database and releases the embedded store's lock. */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -248,6 +278,26 @@ async function migrateForReadOnly(db: Kysely<PrDatabase>, openSchemaConnection: 
   }
 }
 
+/**
+ * Runs `create` with a `TextDecoder` that keeps a leading U+FEFF. PGlite decodes every text value
+ * it returns with a decoder made when the instance is created, and a default decoder strips a
+ * leading U+FEFF as a byte-order mark: a key beginning with one would be exported as another key.
+ * The decoder is made synchronously inside `create`, so the swap lasts no longer than that call.
+ */
+function keepingByteOrderMarks<T>(create: () => T): T {
+  const Original = globalThis.TextDecoder;
+  globalThis.TextDecoder = class extends Original {
+    constructor(label?: string, options?: ConstructorParameters<typeof Original>[1]) {
+      super(label, { ...options, ignoreBOM: true });
+    }
+  };
+  try {
+    return create();
+  } finally {
+    globalThis.TextDecoder = Original;
+  }
+}
+
 /** SQLSTATE 42501: the role lacks a privilege (here, to create tables). */
 const INSUFFICIENT_PRIVILEGE = '42501';
 /** SQLSTATE 25006: a write in a read-only transaction (a hot standby, or a role that defaults to read-only). */
@@ -265,7 +315,7 @@ async function openEmbedded(folder: string, readOnly: boolean): Promise<OpenedDa
     const { PGlite } = await importDriver(() => import('@electric-sql/pglite'), '@electric-sql/pglite', 'the embedded store');
     const dataDir = join(location, 'pgdata');
     if (!existsSync(dataDir)) await createFromTemplate(dataDir);
-    const pglite = await keepingExitCode(() => PGlite.create(dataDir, { postgresqlconf: EMBEDDED_POSTGRESQL_CONF }));
+    const pglite = await keepingExitCode(() => keepingByteOrderMarks(() => PGlite.create(dataDir, { postgresqlconf: EMBEDDED_POSTGRESQL_CONF })));
     await pglite.exec(REQUEST_PATH_SETTINGS);
     const prepared = preparedStatementPglite(pglite, REQUEST_PATH_STATEMENTS);
     const db = new Kysely<PrDatabase>({ dialect: new PgliteDialect(prepared.pglite) });
@@ -360,8 +410,10 @@ function redactUrl(url: string): string {
 }
 
 /** The operations of the engine `current()` returns, asked anew on each call (it throws once closed). */
-function whileOpen(current: () => PrEngine): Omit<PrEngine, 'readOnly' | 'readOnlyView'> {
+function whileOpen(current: () => PrEngine): Required<Omit<PrEngine, 'readOnly' | 'readOnlyView'>> {
   return {
+    previewPr: async (query) => supported(current(), 'previewPr')(query),
+    packageHistory: async (query) => supported(current(), 'packageHistory')(query),
     getPr: async (query) => current().getPr(query),
     testPr: async (query) => current().testPr(query),
     testPackage: async (key) => current().testPackage(key),
@@ -369,6 +421,13 @@ function whileOpen(current: () => PrEngine): Omit<PrEngine, 'readOnly' | 'readOn
     importOne: async (input) => current().importOne(input),
     exportRows: async (query) => current().exportRows(query),
   };
+}
+
+/** An optional engine operation, bound, or `INVALID_ARGUMENT` when a custom engine lacks it. */
+function supported<K extends 'previewPr' | 'packageHistory'>(engine: PrEngine, name: K): NonNullable<PrEngine[K]> {
+  const operation = engine[name];
+  if (!operation) throw new PrStoreError('INVALID_ARGUMENT', `this store's engine has no ${name}()`);
+  return operation.bind(engine) as NonNullable<PrEngine[K]>;
 }
 
 class OpenedPrStore implements PrStore {
@@ -400,6 +459,27 @@ class OpenedPrStore implements PrStore {
   maxPackagePr = this.#operations.maxPackagePr;
   importOne = this.#operations.importOne;
   exportRows = this.#operations.exportRows;
+  previewPr = this.#operations.previewPr;
+  packageHistory = this.#operations.packageHistory;
+
+  async freeze(input: FreezeInput): Promise<boolean> {
+    return freezePackages(this.#writableDb('freeze packages'), input);
+  }
+
+  async thaw(input: { readonly version: string; readonly pkgarch?: string }): Promise<boolean> {
+    return thawPackages(this.#writableDb('thaw packages'), input);
+  }
+
+  async listFreezes(): Promise<PackageFreeze[]> {
+    this.#open();
+    return listFreezes(this.#opened.db);
+  }
+
+  #writableDb(action: string) {
+    this.#open();
+    if (this.readOnly) throw new PrStoreError('INVALID_ARGUMENT', `a read-only store cannot ${action}`);
+    return this.#opened.db;
+  }
 
   async checkReady(): Promise<void> {
     this.#open();
@@ -410,6 +490,9 @@ class OpenedPrStore implements PrStore {
       throw toPrStoreError(error, 'check the schema');
     }
     if (!current) throw new PrStoreError('DATABASE_ERROR', 'the database schema is not the one this prserv version expects');
+    // Through the request path itself (its prepared statements, its pool): a pooler that loses
+    // prepared statements fails every request while the schema check above still passes.
+    await this.#engine.maxPackagePr({ version: 'prserv-readiness-check', pkgarch: '-' });
   }
 
   poolFigures(): PoolFigures | undefined {

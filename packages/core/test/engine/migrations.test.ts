@@ -1,7 +1,10 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PrStore, openPrStore } from '@prserv/core';
-import { type TestDatabase, createPostgresDatabase } from '@prserv/test-support';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { type TestDatabase, createEmbeddedFolder, createPostgresDatabase } from '@prserv/test-support';
 
 const REPLICAS = 8;
 const PER_REPLICA = 8;
@@ -91,7 +94,7 @@ describe('upgrading a database made by the first schema', () => {
     await database?.drop();
   });
 
-  it('replaces the package index and keeps every answer', async () => {
+  it('replaces the package index, keeps every answer, and leaves old rows without provenance', async () => {
     const store = await openPrStore({ database: database.url, poolSize: 2 });
     try {
       const pkg = { version: '1.0-r0', pkgarch: 'core2-64' };
@@ -108,9 +111,72 @@ describe('upgrading a database made by the first schema', () => {
       const { rows } = await client.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'prserv_revision' ORDER BY 1`);
       expect(rows.map((row) => row.indexname)).toEqual(['prserv_revision_package', 'prserv_revision_pkey']);
       const applied = await client.query('SELECT name FROM kysely_migration ORDER BY name');
-      expect(applied.rows.map((row) => row.name)).toEqual(['0001-revision-table', '0002-package-index-on-expression']);
+      expect(applied.rows.map((row) => row.name)).toEqual([
+        '0001-revision-table',
+        '0002-package-index-on-expression',
+        '0003-provenance-and-freeze',
+      ]);
+      // Rows stored before provenance existed say nothing of it; the row stored since says all.
+      const { rows: provenance } = await client.query(
+        `SELECT checksum, value, stored_at IS NOT NULL AS dated, stored_by, stored_how, previous_max
+           FROM prserv_revision ORDER BY value_key, checksum`,
+      );
+      expect(provenance.slice(0, -1).every((row) => !row.dated && row.stored_how === null && row.previous_max === null)).toBe(true);
+      expect(provenance.at(-1)).toEqual({
+        checksum: 'new',
+        value: '12',
+        dated: true,
+        stored_by: null,
+        stored_how: 'get-pr-history',
+        previous_max: '11',
+      });
     } finally {
       await client.end();
+    }
+  });
+});
+
+describe('upgrading an embedded store made by the first schema', () => {
+  let folder: TestDatabase;
+
+  beforeAll(async () => {
+    // A new store, made by hand as the first release left it: schema 0001 with rows.
+    folder = await createEmbeddedFolder('upgrade-embedded', { fresh: true });
+    await mkdir(folder.url, { recursive: true });
+    const pglite = await PGlite.create(join(folder.url, 'pgdata'));
+    try {
+      await pglite.exec(`
+        CREATE TABLE prserv_revision (
+          version text NOT NULL, pkgarch text NOT NULL, checksum text NOT NULL,
+          value text NOT NULL CONSTRAINT prserv_revision_value_canonical
+            CHECK (value ~ '^(0|[1-9][0-9]*)([.](0|[1-9][0-9]*))*$'),
+          value_key numeric[] GENERATED ALWAYS AS (string_to_array(value, '.')::numeric[]) STORED,
+          CONSTRAINT prserv_revision_pkey PRIMARY KEY (version, pkgarch, checksum, value_key));
+        CREATE INDEX prserv_revision_package_value ON prserv_revision (version, pkgarch, value_key);
+        INSERT INTO prserv_revision (version, pkgarch, checksum, value) VALUES ('1.0-r0', 'core2-64', 'old', '4');
+        CREATE TABLE kysely_migration (name varchar(255) PRIMARY KEY, timestamp varchar(255) NOT NULL);
+        INSERT INTO kysely_migration VALUES ('0001-revision-table', '2026-11-01T00:00:00.000Z');`);
+    } finally {
+      await pglite.close();
+    }
+  });
+
+  afterAll(async () => {
+    await folder?.drop();
+  });
+
+  it('shows the old rows’ provenance as unknown and records the new ones', async () => {
+    const store = await openPrStore({ database: folder.url });
+    try {
+      const pkg = { version: '1.0-r0', pkgarch: 'core2-64' };
+      expect(await store.getPr({ ...pkg, checksum: 'new', client: '10.0.0.1' })).toBe('5');
+      const history = await store.packageHistory(pkg);
+      expect(history).toEqual([
+        { checksum: 'old', value: '4', storedAt: null, storedBy: null, storedHow: null, previousMax: null },
+        { checksum: 'new', value: '5', storedAt: expect.any(String), storedBy: '10.0.0.1', storedHow: 'get-pr-nohist', previousMax: '4' },
+      ]);
+    } finally {
+      await store.close();
     }
   });
 });

@@ -46,4 +46,14 @@ describe('key part limits', () => {
       expect(errorOf(() => checkKeyLimit(bad))).toBeInstanceOf(RangeError);
     }
   });
+
+  it('refuses an unpaired surrogate, which has no UTF-8 form and would merge two keys', () => {
+    for (const bad of ['sur\ud800', 'sur\udfff', '\udc00x']) {
+      const error = errorOf(() => checkKeyPart('version', bad));
+      expect(isPrStoreError(error) && error.code).toBe('INVALID_ARGUMENT');
+      expect(error.message).toBe('version must be valid Unicode text (it holds an unpaired surrogate)');
+    }
+    // A pair is one character outside the BMP, and fine.
+    expect(checkKeyPart('version', 'emoji-\ud83d\ude00')).toBe('emoji-😀');
+  });
 });

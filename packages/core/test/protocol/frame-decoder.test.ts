@@ -256,6 +256,12 @@ describe('FrameDecoder', () => {
       expectFramesAtEverySplit(input, NONE, [message({ x: 'hé€𝄞' })]);
     });
 
+    it('keeps a U+FEFF that starts a piece: it is text of the key, not a byte-order mark', () => {
+      expectFramesAtEverySplit(bytes('{"chunk-stream": null}\n{"x": "a\n\ufeffb"}\n\n'), NONE, [message({ x: 'a\ufeffb' })]);
+      // A piece of U+FEFF alone is a piece, not the empty line that ends the stream.
+      expectFramesAtEverySplit(bytes('{"chunk-stream": null}\n{"x": "\n\ufeff\n"}\n\n'), NONE, [message({ x: '\ufeff' })]);
+    });
+
     it('rejects a character whose bytes a piece break cuts apart, as BitBake does', () => {
       // BitBake decodes each line on its own, so such a piece is not UTF-8.
       const euro = bytes('€');

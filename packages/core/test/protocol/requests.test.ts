@@ -47,6 +47,8 @@ describe('parseRequest', () => {
         { ...sum, colinfo: true, history: false },
         { method: 'export', ...sum, colinfo: true, history: false },
       ],
+      'preview-pr': [{ ...sum, history: true }, { method: 'preview-pr', ...sum, history: true }],
+      'package-history': [{ ...pkg, checksum: 'ab12cd34' }, { method: 'package-history', ...pkg, checksum: 'ab12cd34' }],
     };
 
     it('covers every method', () => {
@@ -82,6 +84,21 @@ describe('parseRequest', () => {
 
   it('ignores unknown parameters', () => {
     expect(parseRequest({ 'test-package': { ...pkg, extra: [1] } })).toEqual({ method: 'test-package', ...pkg });
+  });
+
+  describe('preview-pr and package-history', () => {
+    it('needs a checksum for preview-pr, and takes history as get-pr does', () => {
+      expectRejected({ 'preview-pr': pkg }, 'INVALID_PARAMS', 'preview-pr', '"checksum"');
+      expect(parseRequest({ 'preview-pr': sum })).toEqual({ method: 'preview-pr', ...sum, history: undefined });
+    });
+
+    it('takes package-history without a checksum, or a null or empty one, as the whole package', () => {
+      for (const params of [pkg, { ...pkg, checksum: null }, { ...pkg, checksum: '' }]) {
+        expect(parseRequest({ 'package-history': params })).toEqual({ method: 'package-history', ...pkg, checksum: null });
+      }
+      expectRejected({ 'package-history': { version: '1.0-r0' } }, 'INVALID_PARAMS', 'package-history', '"pkgarch"');
+      expectRejected({ 'package-history': { ...pkg, checksum: 3 } }, 'INVALID_PARAMS', 'package-history', '"checksum"');
+    });
   });
 
   describe('export', () => {

@@ -50,16 +50,17 @@ describe.each(STORE_KINDS)('PR store on $kind', ({ kind, create }) => {
   it('keeps keys made of quotes, backslashes, braces and unicode apart and intact', async () => {
     const version = `odd'1.0\\"{r0},${randomUUID().slice(0, 8)}`;
     const pkgarch = 'ärch\nNULL';
-    const checksums = ["it's", 'back\\slash', '"q"', '{a,b}', 'NULL', '𝄞'];
+    // A leading U+FEFF is text of the key, not a byte-order mark to drop when reading it back.
+    const checksums = ["it's", 'back\\slash', '"q"', '{a,b}', 'NULL', '𝄞', '\ufeffbom', 'bom'];
     const values = [];
     for (const checksum of checksums) values.push(await store.getPr({ version, pkgarch, checksum, history: true }));
-    expect(values).toEqual(['0', '1', '2', '3', '4', '5']);
+    expect(values).toEqual(['0', '1', '2', '3', '4', '5', '6', '7']);
     for (const [index, checksum] of checksums.entries()) {
       expect(await store.testPr({ version, pkgarch, checksum, history: true })).toBe(String(index));
     }
     const rows = await store.exportRows({ version, history: true });
     expect(rows.map((row) => [row.pkgarch, row.checksum])).toEqual(checksums.map((checksum) => [pkgarch, checksum]));
-    expect(await store.maxPackagePr({ version, pkgarch })).toBe('5');
+    expect(await store.maxPackagePr({ version, pkgarch })).toBe('7');
   });
 
   it('never goes down in no-history mode across 9 → 10 → 11', async () => {

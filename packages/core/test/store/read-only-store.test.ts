@@ -235,9 +235,13 @@ describe.each(STORE_KINDS)('read-only store on $kind', ({ kind, create }) => {
         await expectEveryWriteRefused(db, kind);
         const contents = await contentsOf(db);
         expect(contents.rows).toBe(0);
-        // The schema is complete: both migrations are recorded, as a writer records them.
+        // The schema is complete: every migration is recorded, as a writer records them.
         const { rows } = await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(db);
-        expect(rows.map((row) => row.name)).toEqual(['0001-revision-table', '0002-package-index-on-expression']);
+        expect(rows.map((row) => row.name)).toEqual([
+          '0001-revision-table',
+          '0002-package-index-on-expression',
+          '0003-provenance-and-freeze',
+        ]);
       } finally {
         await store.close();
       }

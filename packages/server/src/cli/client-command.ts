@@ -5,6 +5,7 @@ import { checkCommandArguments } from './arguments.js';
 import type { ConfigFile } from './config-file.js';
 import { ConfigError, UsageError } from './errors.js';
 import type { CliIo } from './io.js';
+import { runClientHistory, runPreflight } from './release-commands.js';
 import { resolveClientSettings } from './settings.js';
 import { runStressCommand } from './stress/stress-command.js';
 
@@ -19,7 +20,12 @@ const COMMAND_ARITY: Record<string, number> = {
   'is-readonly': 0,
   stats: 0,
   'reset-stats': 0,
+  preflight: 1,
+  history: 3,
 };
+
+/** Commands whose last operand may be left out (history's CHECKSUM). */
+const OPTIONAL_LAST_OPERAND = new Set(['history']);
 
 /** Options of `prserv client` commands other than `stress`. */
 const CLIENT_OPTIONS = {
@@ -53,11 +59,11 @@ export async function runClientCommand(args: string[], io: CliIo, loadConfig: (p
   const { values, positionals } = parseArgs({ args, options: CLIENT_OPTIONS, strict: true, allowPositionals: true });
   const [command, ...operands] = positionals;
   if (!command) {
-    throw new UsageError('missing command (stress, get-pr, test-pr, test-package, max-package-pr, import-one, export, ping, is-readonly, stats, reset-stats)');
+    throw new UsageError('missing command (stress, get-pr, test-pr, test-package, max-package-pr, import-one, export, ping, is-readonly, stats, reset-stats, preflight, history)');
   }
   const arity = COMMAND_ARITY[command];
   if (arity === undefined) throw new UsageError(`unknown client command "${command}"`);
-  if (operands.length !== arity) {
+  if (operands.length !== arity && !(OPTIONAL_LAST_OPERAND.has(command) && operands.length === arity - 1)) {
     throw new UsageError(`${command} takes ${arity} argument${arity === 1 ? '' : 's'}, got ${operands.length}`);
   }
   if (command !== 'export' && (values.version || values.pkgarch || values.checksum || values.colinfo)) {
@@ -67,7 +73,8 @@ export async function runClientCommand(args: string[], io: CliIo, loadConfig: (p
     // Refused here, before anything is sent: the server would refuse it too, with less context.
     throw new UsageError(`import-one: VALUE must be a revision such as 3 or 1.2, got ${JSON.stringify(operands[3])}`);
   }
-  const protocol = values.protocol ?? 'asyncrpc';
+  // preview-pr is prserv's own method: preflight pipelines it over prserv's envelope by default.
+  const protocol = values.protocol ?? (command === 'preflight' ? 'jsonrpc' : 'asyncrpc');
   if (protocol !== 'asyncrpc' && protocol !== 'jsonrpc') {
     throw new ConfigError(`invalid --protocol ${JSON.stringify(protocol)}: expected asyncrpc or jsonrpc`);
   }
@@ -144,6 +151,10 @@ export async function runClientCommand(args: string[], io: CliIo, loadConfig: (p
         print({ readonly }, readonly ? 'true' : 'false');
         break;
       }
+      case 'preflight':
+        return await runPreflight(client, version, history, values.json, io);
+      case 'history':
+        return await runClientHistory(client, operands, values.json, io);
       case 'stats':
       case 'reset-stats': {
         const stats = command === 'stats' ? await client.stats() : await client.resetStats();

@@ -27,6 +27,7 @@ const SERVER_FILE_KEYS = [
   'http',
   'log_format',
   'max_key_bytes',
+  'prepared_statements',
 ];
 const CLIENT_FILE_KEYS = ['server_addr'];
 

@@ -1,4 +1,6 @@
 import { DEFAULT_SERVER_ADDR, ENV_NAMES, SERVER_DEFAULTS } from './settings.js';
+import { DATA_COMMANDS_SUMMARY } from './data-help-text.js';
+import { CLIENT_PREFLIGHT_HELP, CLIENT_RELEASE_COMMANDS } from './release-help-text.js';
 import { STRESS_DEFAULTS } from './stress/stress-settings.js';
 
 /** The options of `prserv server`, each with its default and environment variable. */
@@ -51,6 +53,11 @@ const SERVER_OPTIONS = `  --database URL|PATH    postgres:// or postgresql:// UR
   --max-key-bytes N      longest version, pkgarch or checksum accepted, in UTF-8 bytes (at most
                          640; BitBake's own server takes any length up to its message limit).
                          Default: ${SERVER_DEFAULTS.max_key_bytes}   env: ${ENV_NAMES.max_key_bytes}
+  --prepared-statements on|off
+                         send the request-path statements as named prepared statements
+                         (PostgreSQL). Turn off behind PgBouncer in transaction mode before 1.21
+                         or with max_prepared_statements = 0 (docs/integration.md); costs CPU.
+                         Default: on   env: ${ENV_NAMES.prepared_statements}
   --http HOST:PORT       serve /metrics (Prometheus), /healthz and /readyz over HTTP there.
                          Default: off   env: ${ENV_NAMES.http}
   --sync-mode MODE       accepted for old bitbake-prserv invocations and ignored (sqlite era).
@@ -59,7 +66,7 @@ const SERVER_OPTIONS = `  --database URL|PATH    postgres:// or postgresql:// UR
                          max_connections, read_only, nohist, log_level, upstream, batch_size,
                          batch_wait_ms, max_clients, allow and allow_write (a list or "a,b"),
                          request_timeout, idle_timeout, max_unread_bytes, max_key_bytes,
-                         http, log_format, sync_mode).
+                         prepared_statements, http, log_format, sync_mode).
                          Default: none (no config file)
   --log-level LEVEL      trace, debug (one line per request), info, warn, error, fatal, silent.
                          Default: ${SERVER_DEFAULTS.log_level}   env: ${ENV_NAMES.log_level}
@@ -74,6 +81,8 @@ export const MAIN_HELP = `prserv — PR (Package Revision) server for BitBake/Yo
 Usage:
   prserv server [options]              run the PR server in the foreground
   prserv client [options] <command>    ask a PR server
+${DATA_COMMANDS_SUMMARY}  prserv history|freeze|thaw …         release control on the database: a package's timeline
+                                       (why it got its PR), frozen packages (see --help of each)
   prserv --help | --version
 
 Settings come from flags, then environment variables, then the config file (--config FILE,
@@ -112,7 +121,7 @@ Commands:
   stats                                           requests answered since the server started (or
                                                   the last reset-stats), with latency, per method
   reset-stats                                     start the server's counts afresh (prints the old)
-  stress [stress options]                         load the server with get-pr from many connections
+${CLIENT_RELEASE_COMMANDS}  stress [stress options]                         load the server with get-pr from many connections
                                                   and check every answer (see below)
 
 Options:
@@ -126,6 +135,7 @@ Options:
 
 Exit codes: 0 success, 1 the server could not be reached or refused the request, 2 bad usage.
 
+${CLIENT_PREFLIGHT_HELP}
 Stress: prserv client stress [--server HOST:PORT]... [options]
   Opens N connections, each sending get-pr requests one at a time as BitBake does, until the
   request count or the duration cap is reached; then reads back test-pr of every checksum and

@@ -3,6 +3,9 @@ import { loadConfigFile } from './config-file.js';
 import { isArgumentsError, isConfigError, isUsageError, UsageError } from './errors.js';
 import { CLIENT_HELP, MAIN_HELP, SERVER_HELP } from './help-text.js';
 import type { CliIo } from './io.js';
+import { runExportCommand, runImportCommand, runMigrateCommand, runVerifyCommand } from './data-commands.js';
+import { EXPORT_HELP, IMPORT_HELP, MIGRATE_HELP, VERIFY_HELP } from './data-help-text.js';
+import { RELEASE_COMMANDS } from './release-commands.js';
 import { runServerCommand } from './server-command.js';
 
 /** The `prserv` command. Resolves with the process exit code. */
@@ -33,7 +36,15 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       }
       return await runClientCommand(rest, io, loadConfigFile);
     }
-    throw new UsageError(`unknown command "${command}" (expected server or client)`);
+    const data = DATA_COMMANDS[command] ?? RELEASE_COMMANDS[command];
+    if (data) {
+      if (rest.includes('-h') || rest.includes('--help')) {
+        io.stdout.write(data.help);
+        return 0;
+      }
+      return await data.run(rest, io);
+    }
+    throw new UsageError(`unknown command "${command}" (expected server, client, import, export, verify, migrate, history, freeze or thaw)`);
   } catch (error) {
     if (isConfigError(error) || isUsageError(error) || isArgumentsError(error)) {
       io.stderr.write(`prserv: ${(error as Error).message}\n`);
@@ -43,6 +54,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return 1;
   }
 }
+
+/** The data tools: import, export, verify, migrate. */
+const DATA_COMMANDS: Record<string, { help: string; run: (args: string[], io: CliIo) => Promise<number> } | undefined> = {
+  import: { help: IMPORT_HELP, run: runImportCommand },
+  export: { help: EXPORT_HELP, run: runExportCommand },
+  verify: { help: VERIFY_HELP, run: runVerifyCommand },
+  migrate: { help: MIGRATE_HELP, run: runMigrateCommand },
+};
 
 declare const __PRSERV_VERSION__: string | undefined;
 const PRSERV_VERSION = typeof __PRSERV_VERSION__ === 'string' ? __PRSERV_VERSION__ : '0.0.0-dev';

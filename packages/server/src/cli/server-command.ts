@@ -36,6 +36,7 @@ const SERVER_OPTIONS = {
   http: { type: 'string' },
   'log-format': { type: 'string' },
   'max-key-bytes': { type: 'string' },
+  'prepared-statements': { type: 'string' },
 } as const;
 
 /** `prserv server [options]`: resolves the settings, then runs the server until a signal. */
@@ -65,6 +66,7 @@ export async function runServerCommand(args: string[], io: CliIo): Promise<numbe
       http: values.http,
       logFormat: values['log-format'],
       maxKeyBytes: values['max-key-bytes'],
+      preparedStatements: values['prepared-statements'],
     },
     io.env,
     file,
@@ -112,6 +114,7 @@ async function runServer(settings: ServerSettings, io: { stderr: NodeJS.Writable
       poolSize: settings.maxConnections,
       readOnly: settings.readOnly,
       maxKeyBytes: settings.maxKeyBytes,
+      preparedStatements: settings.preparedStatements,
       coalescing: {
         reads: { maxBatchSize: settings.batchSize, maxWaitMs: settings.batchWaitMs },
         writes: { maxBatchSize: settings.batchSize, maxWaitMs: settings.batchWaitMs },
@@ -211,6 +214,7 @@ async function runServer(settings: ServerSettings, io: { stderr: NodeJS.Writable
       maxUnreadBytes: settings.maxUnreadBytes,
       http: http ? `${http.address.host}:${http.address.port}` : null,
       maxKeyBytes: settings.maxKeyBytes,
+      preparedStatements: settings.preparedStatements,
       upstream: upstream?.name ?? null,
       pid: process.pid,
     },

@@ -41,6 +41,8 @@ export interface ServerSettings {
   readonly logFormat: LogFormat;
   /** Longest version, pkgarch or checksum accepted, in UTF-8 bytes. */
   readonly maxKeyBytes: number;
+  /** Named prepared statements on PostgreSQL (off behind a pooler that cannot keep them). */
+  readonly preparedStatements: boolean;
 }
 
 /** How log lines are written. */
@@ -69,6 +71,7 @@ export const SERVER_DEFAULTS = {
   max_unread_bytes: DEFAULT_MAX_UNREAD_BYTES,
   log_format: 'auto' as LogFormat,
   max_key_bytes: MAX_KEY_BYTES,
+  prepared_statements: true,
 } as const;
 
 /** Default address of `prserv client`. */
@@ -95,6 +98,7 @@ export const ENV_NAMES = {
   http: 'PRSERV_HTTP',
   log_format: 'PRSERV_LOG_FORMAT',
   max_key_bytes: 'PRSERV_MAX_KEY_BYTES',
+  prepared_statements: 'PRSERV_PREPARED_STATEMENTS',
   server_addr: 'PRSERV_SERVER_ADDR',
 } as const;
 
@@ -122,6 +126,7 @@ export interface ServerFlags {
   http?: string;
   logFormat?: string;
   maxKeyBytes?: string;
+  preparedStatements?: string;
 }
 
 /** Resolves server settings: flags > environment > config file > defaults. */
@@ -187,6 +192,8 @@ export function resolveServerSettings(
       `invalid ${keySetting.source} ${maxKeyBytes}: at most ${KEY_BYTES_CEILING} (a row's key must fit one index entry)`,
     );
   }
+  const preparedStatements =
+    asBoolean(pick(flags.preparedStatements, 'prepared_statements', 'prepared_statements')) ?? SERVER_DEFAULTS.prepared_statements;
   return {
     database,
     host,
@@ -208,6 +215,7 @@ export function resolveServerSettings(
     http,
     logFormat: logFormat as LogFormat,
     maxKeyBytes,
+    preparedStatements,
   };
 }
 

@@ -1,4 +1,4 @@
-import { exportMetainfo, type PrEngine, type PrRequest, toWireRevision } from '@prserv/core';
+import { exportMetainfo, type PrEngine, type PrRequest, PrStoreError, toWireRevision } from '@prserv/core';
 
 /**
  * Which client generation a connection has shown itself to be. Modern clients (BitBake 2.10+)
@@ -17,6 +17,8 @@ export interface DispatchContext {
   generation: ClientGeneration;
   /** What get-stats and reset-stats report; without it they answer that stats are not kept. */
   readonly stats?: { snapshot(): object; reset(): object };
+  /** The client's address (IPv4 or IPv6 text), recorded with the rows its requests store. */
+  readonly client?: string;
 }
 
 /** A JSON response object. */
@@ -42,6 +44,7 @@ export async function dispatchRequest(request: PrRequest, context: DispatchConte
         pkgarch: request.pkgarch,
         checksum: request.checksum,
         history: request.history ?? context.defaultHistory,
+        client: context.client,
       };
       const value = request.method === 'get-pr' ? await engine.getPr(query) : await engine.testPr(query);
       return { value: toWireRevision(value, legacy) };
@@ -55,9 +58,34 @@ export async function dispatchRequest(request: PrRequest, context: DispatchConte
     case 'import-one': {
       // Integers, or a connection that has shown itself legacy, mean BitBake's integer world.
       const legacy = request.valueWasNumber || context.generation === 'legacy';
-      const value = await engine.importOne({ ...pick(request), value: request.value, keepHigher: legacy });
+      const value = await engine.importOne({ ...pick(request), value: request.value, keepHigher: legacy, client: context.client });
       // Nothing stored (a read-only server): the whole answer is null, as BitBake's server sends.
       return value === null ? null : { value: toWireRevision(value, legacy) };
+    }
+    case 'preview-pr': {
+      // prserv's own method: no client generation to learn from it, and revisions as strings.
+      if (!engine.previewPr) throw unsupported('preview-pr');
+      const preview = await engine.previewPr({ ...pick(request), history: request.history ?? context.defaultHistory });
+      return {
+        value: preview.value,
+        new: preview.isNew,
+        'package-max': preview.packageMax,
+        frozen: preview.frozenBy && { version: preview.frozenBy.version, pkgarch: preview.frozenBy.pkgarch },
+      };
+    }
+    case 'package-history': {
+      if (!engine.packageHistory) throw unsupported('package-history');
+      const rows = await engine.packageHistory({ version: request.version, pkgarch: request.pkgarch, checksum: request.checksum });
+      return {
+        revisions: rows.map((row) => ({
+          checksum: row.checksum,
+          value: row.value,
+          'stored-at': row.storedAt,
+          'stored-by': row.storedBy,
+          'stored-how': row.storedHow,
+          'previous-max': row.previousMax,
+        })),
+      };
     }
     case 'export': {
       const legacy = noteGeneration(context, request.history);
@@ -90,6 +118,10 @@ function noteGeneration(context: DispatchContext, history: boolean | undefined):
 
 function pick(request: { version: string; pkgarch: string; checksum: string }) {
   return { version: request.version, pkgarch: request.pkgarch, checksum: request.checksum };
+}
+
+function unsupported(method: string): PrStoreError {
+  return new PrStoreError('INVALID_ARGUMENT', `${method}: this server's engine does not answer it`);
 }
 
 /** The response BitBake's client turns into an `InvokeError`. */

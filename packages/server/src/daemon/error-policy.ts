@@ -45,6 +45,8 @@ const STORE_ERROR_LEVEL: Record<PrStoreErrorCode, ErrorLogLevel> = {
   STORE_CLOSED: 'error',
   DATABASE_ERROR: 'error',
   DRIVER_MISSING: 'error',
+  // The operator froze the package on purpose: the build asked for what a freeze forbids.
+  PACKAGE_FROZEN: 'info',
 };
 
 /**

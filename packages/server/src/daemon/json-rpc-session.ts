@@ -10,7 +10,7 @@ import {
 import { ConnectionPace } from './connection-pace.js';
 import { type DispatchContext, dispatchRequest } from './dispatch.js';
 import { classifyError } from './error-policy.js';
-import { peerName, type ServedConnection, type SessionOptions, type SessionSocket } from './session-options.js';
+import { clientAddress, peerName, type ServedConnection, type SessionOptions, type SessionSocket } from './session-options.js';
 
 /**
  * Requests one connection may have in flight. Past it the socket stops being read until answers
@@ -49,7 +49,7 @@ export class JsonRpcSession implements ServedConnection {
     this.#options = options;
     this.#decoder = new FrameDecoder({ preamble: 'none', maxMessageBytes: options.maxMessageBytes, chunkStreams: false });
     // Revisions here are always strings: the connection is never taken for BitBake's legacy client.
-    this.#context = { ...options.context, generation: 'modern' };
+    this.#context = { ...options.context, generation: 'modern', client: clientAddress(socket) };
     this.#peer = peerName(socket);
     this.#pace = new ConnectionPace(socket, options, this.#decoder, this.#peer, () => this.#end());
     this.#logRequests = options.logger.isLevelEnabled?.('debug') ?? true;
@@ -57,6 +57,8 @@ export class JsonRpcSession implements ServedConnection {
     socket.setNoDelay?.(true);
     socket.setKeepAlive?.(true, 60_000);
     socket.on('data', (chunk: Buffer) => this.#receive(chunk));
+    // The client has sent all it will: answer what it sent, then close.
+    socket.once('end', () => this.drain());
     socket.on('error', (error) => options.logger.debug({ peer: this.#peer, err: error.message }, 'connection error'));
     if (firstBytes) this.#receive(firstBytes);
   }

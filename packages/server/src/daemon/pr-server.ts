@@ -139,7 +139,9 @@ export async function startPrServer(options: PrServerOptions): Promise<RunningPr
   const writers = options.allowWrite ? parseNetworks(options.allowWrite) : undefined;
   const readOnlyEngine = writers ? readOnlyViewOf(options.engine) : undefined;
   const readOnlyOptions = readOnlyEngine && { ...sessionOptions, context: { ...sessionOptions.context, engine: readOnlyEngine } };
-  const server: Server = createServer((socket: Socket) => {
+  // Half-open: a client that sends its requests and then shuts down its sending side still gets
+  // every answer (each session ends its side once they are written).
+  const server: Server = createServer({ allowHalfOpen: true }, (socket: Socket) => {
     if (closing) {
       socket.destroy();
       return;

@@ -31,7 +31,11 @@ class FirstByteSniffer implements ServedConnection {
     socket.on('error', (error) => {
       if (!this.#session) options.logger.debug({ peer: peerName(socket), err: error.message }, 'connection error');
     });
+    // A client that leaves before saying anything is owed nothing.
+    const leftSilently = () => socket.destroy();
+    socket.once('end', leftSilently);
     socket.once('data', (first: Buffer) => {
+      socket.off('end', leftSilently);
       clearTimeout(silence);
       if (first[0] === OPEN_BRACE) {
         this.#session = new JsonRpcSession(socket, options, first);

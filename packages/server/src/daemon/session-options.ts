@@ -40,6 +40,17 @@ export interface ServedConnection {
   destroy(): void;
 }
 
+/**
+ * The peer's address as provenance records it: IPv4 peers of a dual-stack listener arrive
+ * IPv6-mapped (`::ffff:10.1.2.3`) and are recorded as plain IPv4. Undefined for a stream that
+ * is not TCP.
+ */
+export function clientAddress(socket: SessionSocket): string | undefined {
+  const address = socket.remoteAddress;
+  if (!address) return undefined;
+  return /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(address) ? address.slice(7) : address;
+}
+
 /** How a session names its peer in logs. */
 export function peerName(socket: SessionSocket): string {
   return socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'local';

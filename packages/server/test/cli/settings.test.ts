@@ -77,6 +77,16 @@ describe('resolveServerSettings', () => {
     });
   });
 
+  describe('--prepared-statements', () => {
+    it('is on by default and turned off from the flag, the environment or the file', () => {
+      expect(resolveServerSettings({}, {}, NO_FILE).preparedStatements).toBe(true);
+      expect(resolveServerSettings({}, {}, fileWith({ prepared_statements: false })).preparedStatements).toBe(false);
+      expect(resolveServerSettings({}, { PRSERV_PREPARED_STATEMENTS: 'off' }, fileWith({ prepared_statements: true })).preparedStatements).toBe(false);
+      expect(resolveServerSettings({ preparedStatements: 'on' }, { PRSERV_PREPARED_STATEMENTS: 'off' }, NO_FILE).preparedStatements).toBe(true);
+      expect(configErrorOf(() => resolveServerSettings({ preparedStatements: 'sometimes' }, {}, NO_FILE)).message).toContain('--prepared-statements');
+    });
+  });
+
   describe('--http, --log-format and --max-key-bytes', () => {
     it('default to no HTTP endpoint, auto log format and 512-byte keys', () => {
       expect(resolveServerSettings({}, {}, NO_FILE)).toMatchObject({ http: null, logFormat: 'auto', maxKeyBytes: 512 });

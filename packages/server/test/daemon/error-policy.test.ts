@@ -25,6 +25,7 @@ const expectedStoreLogLine: Record<PrStoreErrorCode, LogLine> = {
   STORE_CLOSED: needsAnOperator,
   DATABASE_ERROR: needsAnOperator,
   DRIVER_MISSING: needsAnOperator,
+  PACKAGE_FROZEN: clientMistake,
 };
 
 /** What a driver error looks like: its message quotes the statement. */

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPrStore, type PrEngine, type PrStore } from '@prserv/core';
 import { type RunningPrServer, startPrServer } from '@prserv/server';
@@ -51,6 +52,18 @@ describe('prserv server limits', () => {
     }
     expect(exports).toBe(total);
     raw.close();
+  });
+
+  it('answers every request of a client that shuts down its sending side after pipelining, then closes', async () => {
+    const socket = connect({ host: '127.0.0.1', port: server.address.port });
+    await new Promise((resolve) => socket.once('connect', resolve));
+    let received = '';
+    socket.setEncoding('utf8').on('data', (text: string) => (received += text));
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    const getPr = (checksum: string) => `${JSON.stringify({ 'get-pr': { version: 'half-1.0', pkgarch: 'core2-64', checksum, history: false } })}\n`;
+    socket.end(`PRSERVICE 1.0\n\n{"ping": {}}\n${getPr('c1')}${getPr('c2')}`);
+    await closed;
+    expect(received).toBe('{"alive":true}\n{"value":"0"}\n{"value":"1"}\n');
   });
 
   it('drops a connection that never sends its hello', async () => {

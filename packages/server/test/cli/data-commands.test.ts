@@ -1,0 +1,86 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPostgresDatabase, type TestDatabase } from '@prserv/test-support';
+import { runCli } from '../../src/cli/main.js';
+
+// The data commands in process, on PostgreSQL: where they find the database, and what they print.
+
+let database: TestDatabase;
+let dir: string;
+
+beforeAll(async () => {
+  database = await createPostgresDatabase('data_commands');
+  dir = await mkdtemp(join(tmpdir(), 'prserv-data-commands-'));
+});
+
+afterAll(async () => {
+  await database?.drop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
+  stderr.setEncoding('utf8').on('data', (text: string) => (err += text));
+  const code = await runCli(args, { env, stdout, stderr });
+  return { code, stdout: out, stderr: err };
+}
+
+const incFile = async (name: string, lines: string[]) => {
+  const path = join(dir, name);
+  await writeFile(path, `${lines.join('\n')}\n`);
+  return path;
+};
+
+describe('data commands', () => {
+  it('find the database as prserv server does: --database, then PRSERV_DATABASE, then the config file', async () => {
+    const source = await incFile('one.inc', ['PRAUTO$1.0$a$c0 = "0"', 'PRAUTO$1.0$a$c1 = "1"']);
+    const imported = await run(['import', source], { PRSERV_DATABASE: database.url });
+    expect(imported.stderr).toContain(`reading bitbake-prserv-tool export file ${source}`);
+    expect(imported.stdout).toMatch(/^import: 2 rows read, 2 new \(1 new packages\), 0 already present, 0 skipped, 0 conflicts; written to postgres:/);
+    expect(imported.code).toBe(0);
+
+    const config = join(dir, 'prserv.yaml');
+    await writeFile(config, `server:\n  database: ${database.url}\n`);
+    const exported = await run(['export', '--config', config, '--format', 'csv']);
+    expect(exported).toMatchObject({ code: 0, stdout: 'version,pkgarch,checksum,value\n1.0,a,c1,1\n' });
+
+    // The flag wins over the environment.
+    const flagged = await run(['export', '--database', database.url, '--format', 'inc', '--history'], { PRSERV_DATABASE: 'pg://nowhere' });
+    expect(flagged.stdout).toContain('PRAUTO$1.0$a$c0 = "0"\nPRAUTO$1.0$a$c1 = "1"\nPRAUTO_1.0_a = "1"\n');
+  });
+
+  it('refuses a database URL of another scheme, naming where it came from', async () => {
+    const result = await run(['verify'], { PRSERV_DATABASE: 'mysql://db/prserv' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('invalid PRSERV_DATABASE: "mysql://" is not a database URL prserv knows');
+  });
+
+  it('lists the conflicts of a refused import and says nothing was written', async () => {
+    const lowering = await incFile('lower.inc', ['PRAUTO$1.0$a$c1 = "0"', 'PRAUTO$1.0$a$new = "1"']);
+    const result = await run(['import', lowering, '--database', database.url]);
+    expect(result.code).toBe(1);
+    expect(result.stdout.split('\n')).toEqual([
+      'conflict lowers-checksum: 1.0 a c1 = 0 (the store has it from 1)',
+      'conflict value-taken: 1.0 a new = 1 (checksum c1 holds 1 in the store)',
+      `import: 2 rows read, 2 new (0 new packages), 0 already present, 0 skipped, 2 conflicts; stopped: nothing written to ${new URL(database.url).toString()} (--allow-lower writes them anyway)`,
+      '',
+    ]);
+    const dry = await run(['import', lowering, '--database', database.url, '--dry-run', '--json']);
+    expect(dry.code).toBe(1);
+    expect(JSON.parse(dry.stdout)).toMatchObject({ dryRun: true, refused: true, written: false, conflictCount: 2 });
+  });
+
+  it('reports a source it cannot read with exit code 1 and no stack', async () => {
+    const result = await run(['import', join(dir, 'missing.sqlite3'), '--database', database.url]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^prserv: cannot read .*missing\.sqlite3: ENOENT/);
+    expect(result.stderr).not.toContain('    at ');
+  });
+});
