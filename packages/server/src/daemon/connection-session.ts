@@ -174,13 +174,7 @@ export class ConnectionSession implements ServedConnection {
     } catch (error) {
       errorCode = this.#refuse(error, method, req);
     } finally {
-      this.#options.stats?.record({
-        method,
-        protocol: 'asyncrpc',
-        outcome: errorCode === undefined ? 'ok' : 'error',
-        errorCode,
-        seconds: (performance.now() - started) / 1000,
-      });
+      this.#options.stats?.answered(method, 'asyncrpc', started, errorCode);
       this.#queued -= 1;
       if (this.#draining && this.#queued === 0) this.#end({ linger: false });
       else if (this.#queued < MAX_QUEUED_REQUESTS && this.#socket.isPaused() && !this.#ending && !this.#draining) {

@@ -126,13 +126,7 @@ export class JsonRpcSession implements ServedConnection {
       this.#options.logger[level](level === 'info' ? fields : { ...fields, cause: causeChain }, logMessage);
       this.#write(encodeJsonRpcError(id, { code, message: wireMessage }));
     } finally {
-      this.#options.stats?.record({
-        method,
-        protocol: 'jsonrpc',
-        outcome: errorCode === undefined ? 'ok' : 'error',
-        errorCode,
-        seconds: (performance.now() - started) / 1000,
-      });
+      this.#options.stats?.answered(method, 'jsonrpc', started, errorCode);
       this.#inFlight -= 1;
       const next = this.#waiting.shift();
       if (next !== undefined) void this.#answer(next);

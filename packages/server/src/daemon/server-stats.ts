@@ -105,6 +105,17 @@ export class ServerStats {
     this.#listeners.push(listener);
   }
 
+  /** Records a request answered now that was read at `startedMs` (`performance.now()`). */
+  answered(method: string, protocol: WireProtocol, startedMs: number, errorCode: string | undefined): void {
+    this.record({
+      method,
+      protocol,
+      outcome: errorCode === undefined ? 'ok' : 'error',
+      errorCode,
+      seconds: (performance.now() - startedMs) / 1000,
+    });
+  }
+
   record(record: RequestRecord): void {
     let counters = this.#methods.get(record.method);
     if (!counters) {
