@@ -62,6 +62,13 @@ describe('data commands', () => {
     expect(result.stderr).toContain('invalid PRSERV_DATABASE: "mysql://" is not a database URL prserv knows');
   });
 
+  /** The URL as the store names it: never with its password. */
+  const redacted = (url: string) => {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  };
+
   it('lists the conflicts of a refused import and says nothing was written', async () => {
     const lowering = await incFile('lower.inc', ['PRAUTO$1.0$a$c1 = "0"', 'PRAUTO$1.0$a$new = "1"']);
     const result = await run(['import', lowering, '--database', database.url]);
@@ -69,7 +76,7 @@ describe('data commands', () => {
     expect(result.stdout.split('\n')).toEqual([
       'conflict lowers-checksum: 1.0 a c1 = 0 (the store has it from 1)',
       'conflict value-taken: 1.0 a new = 1 (checksum c1 holds 1 in the store)',
-      `import: 2 rows read, 2 new (0 new packages), 0 already present, 0 skipped, 2 conflicts; stopped: nothing written to ${new URL(database.url).toString()} (--allow-lower writes them anyway)`,
+      `import: 2 rows read, 2 new (0 new packages), 0 already present, 0 skipped, 2 conflicts; stopped: nothing written to ${redacted(database.url)} (--allow-lower writes them anyway)`,
       '',
     ]);
     const dry = await run(['import', lowering, '--database', database.url, '--dry-run', '--json']);
