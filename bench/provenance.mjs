@@ -4,6 +4,7 @@
 // of a cell stores a row (--new 1.0 by default), so the figure is the cost per allocation; lookups
 // do not change. See bench/README.md ("Provenance on the write path").
 import { existsSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { fmt, markdownTable, median, numberList, parseArgs, writeResults } from './lib/common.mjs';
 import { CLOCK_TICKS, installExitHandlers, runScript } from './lib/proc.mjs';
 import { prepareRun, RUN_OPTIONS } from './lib/run-setup.mjs';
@@ -136,7 +137,7 @@ async function main() {
       {
         script: 'provenance',
         meta,
-        settings: { mode: opts.mode, duration, requests, rounds, warmup, baselineCli: opts.baselineCli, clockTicks: CLOCK_TICKS, stores },
+        settings: { mode: opts.mode, duration, requests, rounds, warmup, baselineCli: basename(dirname(dirname(dirname(dirname(opts.baselineCli))))), clockTicks: CLOCK_TICKS, stores },
         summary,
         runs,
         markdown: table,

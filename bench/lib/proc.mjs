@@ -300,6 +300,8 @@ export function cpuSnapshot(serverPids, database = null) {
  * bitbake-selftest), builds (tsup, tsc, `run build`) and load generators that are not ours
  * (`client stress` started by another process). Returns one line per process.
  */
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
 export function runningTestSuites() {
   const found = [];
   for (const name of readdirSync('/proc')) {
@@ -319,7 +321,8 @@ export function runningTestSuites() {
         continue;
       }
     }
-    if (testRunner || foreignLoad) found.push(`${name}: ${cmd.slice(0, 120)}`);
+    // Paths inside this checkout are recorded relative to it: results are committed.
+    if (testRunner || foreignLoad) found.push(`${name}: ${cmd.split(REPO_ROOT).join('').slice(0, 120)}`);
   }
   return found;
 }
