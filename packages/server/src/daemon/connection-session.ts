@@ -12,7 +12,7 @@ import {
 import { type DispatchContext, dispatchRequest, invokeErrorBody } from './dispatch.js';
 import { ConnectionPace } from './connection-pace.js';
 import { classifyError } from './error-policy.js';
-import { clientAddress, peerName, type ServedConnection, type SessionOptions, type SessionSocket } from './session-options.js';
+import { attachSession, clientAddress, peerName, type ServedConnection, type SessionOptions, type SessionSocket } from './session-options.js';
 
 export type { SessionOptions, SessionSocket } from './session-options.js';
 
@@ -59,14 +59,7 @@ export class ConnectionSession implements ServedConnection {
     this.#peer = peerName(socket);
     this.#pace = new ConnectionPace(socket, options, this.#decoder, this.#peer, () => this.#end({ linger: false }));
     this.#logRequests = options.logger.isLevelEnabled?.('debug') ?? true;
-    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
-    socket.setNoDelay?.(true);
-    // Builders that vanish without a FIN (power loss, network cut) are noticed and dropped.
-    socket.setKeepAlive?.(true, 60_000);
-    socket.on('data', (chunk: Buffer) => this.#receive(chunk));
-    // The client has sent all it will: answer what it sent, then close.
-    socket.once('end', () => this.drain());
-    socket.on('error', (error) => options.logger.debug({ peer: this.#peer, err: error.message }, 'connection error'));
+    this.closed = attachSession(socket, options.logger, this.#peer, (chunk) => this.#receive(chunk), () => this.drain());
     this.#handshakeTimer = setTimeout(() => {
       options.logger.info({ peer: this.#peer }, 'no hello in time; connection dropped');
       socket.destroy();

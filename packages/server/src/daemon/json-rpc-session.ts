@@ -10,7 +10,7 @@ import {
 import { ConnectionPace } from './connection-pace.js';
 import { type DispatchContext, dispatchRequest } from './dispatch.js';
 import { classifyError } from './error-policy.js';
-import { clientAddress, peerName, type ServedConnection, type SessionOptions, type SessionSocket } from './session-options.js';
+import { attachSession, clientAddress, peerName, type ServedConnection, type SessionOptions, type SessionSocket } from './session-options.js';
 
 /**
  * Requests one connection may have in flight. Past it the socket stops being read until answers
@@ -53,13 +53,7 @@ export class JsonRpcSession implements ServedConnection {
     this.#peer = peerName(socket);
     this.#pace = new ConnectionPace(socket, options, this.#decoder, this.#peer, () => this.#end());
     this.#logRequests = options.logger.isLevelEnabled?.('debug') ?? true;
-    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
-    socket.setNoDelay?.(true);
-    socket.setKeepAlive?.(true, 60_000);
-    socket.on('data', (chunk: Buffer) => this.#receive(chunk));
-    // The client has sent all it will: answer what it sent, then close.
-    socket.once('end', () => this.drain());
-    socket.on('error', (error) => options.logger.debug({ peer: this.#peer, err: error.message }, 'connection error'));
+    this.closed = attachSession(socket, options.logger, this.#peer, (chunk) => this.#receive(chunk), () => this.drain());
     if (firstBytes) this.#receive(firstBytes);
   }
 

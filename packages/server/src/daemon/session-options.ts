@@ -55,3 +55,24 @@ export function clientAddress(socket: SessionSocket): string | undefined {
 export function peerName(socket: SessionSocket): string {
   return socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'local';
 }
+
+/**
+ * Wires a session to its socket: `receive` gets every chunk, `drain` runs once the client has sent
+ * all it will (a half-close: answer what it sent, then close). Resolves once the socket closes.
+ */
+export function attachSession(
+  socket: SessionSocket,
+  logger: ServerLogger,
+  peer: string,
+  receive: (chunk: Buffer) => void,
+  drain: () => void,
+): Promise<void> {
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.setNoDelay?.(true);
+  // Builders that vanish without a FIN (power loss, network cut) are noticed and dropped.
+  socket.setKeepAlive?.(true, 60_000);
+  socket.on('data', receive);
+  socket.once('end', drain);
+  socket.on('error', (error) => logger.debug({ peer, err: error.message }, 'connection error'));
+  return closed;
+}
