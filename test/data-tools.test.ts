@@ -31,17 +31,21 @@ async function ok(...args: string[]): Promise<string> {
   return result.stdout;
 }
 
-describe.each(STORE_KINDS)('data commands on $kind', ({ kind, create }) => {
+/** A maker of fresh databases of one kind, all dropped once the suite is done. */
+function databasesDroppedAfterAll(create: (label: string) => Promise<TestDatabase>, kind: string): (label: string) => Promise<string> {
   const databases: TestDatabase[] = [];
-  const newDatabase = async (label: string) => {
+  afterAll(async () => {
+    for (const database of databases) await database.drop();
+  });
+  return async (label) => {
     const database = await create(`${label}_${kind}`);
     databases.push(database);
     return database.url;
   };
+}
 
-  afterAll(async () => {
-    for (const database of databases) await database.drop();
-  });
+describe.each(STORE_KINDS)('data commands on $kind', ({ kind, create }) => {
+  const newDatabase = databasesDroppedAfterAll(create, kind);
 
   it('imports a BitBake 5.0 file; dry run and a refused lowering import write nothing; --allow-lower does', async () => {
     const target = await newDatabase('cli_import');
@@ -70,16 +74,7 @@ describe.each(STORE_KINDS)('data commands on $kind', ({ kind, create }) => {
 });
 
 describe.each(STORE_KINDS.filter(({ kind }) => kind === 'postgres'))('data commands on $kind', ({ kind, create }) => {
-  const databases: TestDatabase[] = [];
-  const newDatabase = async (label: string) => {
-    const database = await create(`${label}_${kind}`);
-    databases.push(database);
-    return database.url;
-  };
-
-  afterAll(async () => {
-    for (const database of databases) await database.drop();
-  });
+  const newDatabase = databasesDroppedAfterAll(create, kind);
 
   it('round trip through the CLI: export json → import into a fresh store → identical export; inc reads back', async () => {
     const source = await newDatabase('cli_source');

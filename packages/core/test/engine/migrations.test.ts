@@ -63,6 +63,20 @@ describe('schema migrations on PostgreSQL', () => {
   });
 });
 
+/** Schema 0001 as the first release created it. */
+const FIRST_SCHEMA = `
+  CREATE TABLE prserv_revision (
+    version text NOT NULL, pkgarch text NOT NULL, checksum text NOT NULL,
+    value text NOT NULL CONSTRAINT prserv_revision_value_canonical
+      CHECK (value ~ '^(0|[1-9][0-9]*)([.](0|[1-9][0-9]*))*$'),
+    value_key numeric[] GENERATED ALWAYS AS (string_to_array(value, '.')::numeric[]) STORED,
+    CONSTRAINT prserv_revision_pkey PRIMARY KEY (version, pkgarch, checksum, value_key));
+  CREATE INDEX prserv_revision_package_value ON prserv_revision (version, pkgarch, value_key);`;
+/** Kysely's record that migration 0001 ran. */
+const FIRST_SCHEMA_RECORDED = `
+  CREATE TABLE kysely_migration (name varchar(255) PRIMARY KEY, timestamp varchar(255) NOT NULL);
+  INSERT INTO kysely_migration VALUES ('0001-revision-table', '2026-11-01T00:00:00.000Z');`;
+
 describe('upgrading a database made by the first schema', () => {
   let database: TestDatabase;
 
@@ -72,19 +86,11 @@ describe('upgrading a database made by the first schema', () => {
     const client = new pg.Client({ connectionString: database.url });
     await client.connect();
     try {
-      await client.query(`
-        CREATE TABLE prserv_revision (
-          version text NOT NULL, pkgarch text NOT NULL, checksum text NOT NULL,
-          value text NOT NULL CONSTRAINT prserv_revision_value_canonical
-            CHECK (value ~ '^(0|[1-9][0-9]*)([.](0|[1-9][0-9]*))*$'),
-          value_key numeric[] GENERATED ALWAYS AS (string_to_array(value, '.')::numeric[]) STORED,
-          CONSTRAINT prserv_revision_pkey PRIMARY KEY (version, pkgarch, checksum, value_key));
-        CREATE INDEX prserv_revision_package_value ON prserv_revision (version, pkgarch, value_key);
+      await client.query(`${FIRST_SCHEMA}
         INSERT INTO prserv_revision (version, pkgarch, checksum, value)
           SELECT '1.0-r0', 'core2-64', 'c' || i, i::text FROM generate_series(0, 10) AS i;
         INSERT INTO prserv_revision (version, pkgarch, checksum, value) VALUES ('1.0-r0', 'core2-64', 'c3', '11');
-        CREATE TABLE kysely_migration (name varchar(255) PRIMARY KEY, timestamp varchar(255) NOT NULL);
-        INSERT INTO kysely_migration VALUES ('0001-revision-table', '2026-11-01T00:00:00.000Z');`);
+        ${FIRST_SCHEMA_RECORDED}`);
     } finally {
       await client.end();
     }
@@ -145,17 +151,9 @@ describe('upgrading an embedded store made by the first schema', () => {
     await mkdir(folder.url, { recursive: true });
     const pglite = await PGlite.create(join(folder.url, 'pgdata'));
     try {
-      await pglite.exec(`
-        CREATE TABLE prserv_revision (
-          version text NOT NULL, pkgarch text NOT NULL, checksum text NOT NULL,
-          value text NOT NULL CONSTRAINT prserv_revision_value_canonical
-            CHECK (value ~ '^(0|[1-9][0-9]*)([.](0|[1-9][0-9]*))*$'),
-          value_key numeric[] GENERATED ALWAYS AS (string_to_array(value, '.')::numeric[]) STORED,
-          CONSTRAINT prserv_revision_pkey PRIMARY KEY (version, pkgarch, checksum, value_key));
-        CREATE INDEX prserv_revision_package_value ON prserv_revision (version, pkgarch, value_key);
+      await pglite.exec(`${FIRST_SCHEMA}
         INSERT INTO prserv_revision (version, pkgarch, checksum, value) VALUES ('1.0-r0', 'core2-64', 'old', '4');
-        CREATE TABLE kysely_migration (name varchar(255) PRIMARY KEY, timestamp varchar(255) NOT NULL);
-        INSERT INTO kysely_migration VALUES ('0001-revision-table', '2026-11-01T00:00:00.000Z');`);
+        ${FIRST_SCHEMA_RECORDED}`);
     } finally {
       await pglite.close();
     }

@@ -1,10 +1,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresDatabase, type TestDatabase } from '@prserv/test-support';
-import { runCli } from '../../src/cli/main.js';
+import { runInProcess } from './run-in-process.js';
 
 // The data commands in process, on PostgreSQL: where they find the database, and what they print.
 
@@ -21,16 +20,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
-  stderr.setEncoding('utf8').on('data', (text: string) => (err += text));
-  const code = await runCli(args, { env, stdout, stderr });
-  return { code, stdout: out, stderr: err };
-}
+const run = runInProcess;
 
 const incFile = async (name: string, lines: string[]) => {
   const path = join(dir, name);

@@ -1,26 +1,16 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPrStore } from '@prserv/core';
 import { STORE_KINDS, type TestDatabase } from '@prserv/test-support';
-import { runCli } from '../../src/cli/main.js';
+import { runInProcess } from './run-in-process.js';
 import { startPrServer } from '../../src/daemon/pr-server.js';
 
 // history, freeze, thaw and client preflight in process, on both stores. The embedded store is
 // one process's: the commands run while no server holds it.
 
-async function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
-  stderr.setEncoding('utf8').on('data', (text: string) => (err += text));
-  const code = await runCli(args, { env, stdout, stderr });
-  return { code, stdout: out, stderr: err };
-}
+const run = runInProcess;
 
 let dir: string;
 beforeAll(async () => {
