@@ -37,6 +37,9 @@ export type {
 } from './engine/pr-engine.js';
 export { createRevisionQueries } from './engine/revision-queries.js';
 export type { ExportFilter, FactsKey, RevisionQueries, RevisionQueriesOptions, StoredRevision } from './engine/revision-queries.js';
+export { inPipelinedTransaction } from './engine/pipelined-session.js';
+export type { PipelinedSession, PipelinedSessions, PipelinedTransaction, PipelinedStatement } from './engine/pipelined-session.js';
+export { pipelinedPgSessions } from './store/pipelined-pg-sessions.js';
 export { coalesceRevisionQueries } from './engine/coalesce-revision-queries.js';
 export type { CoalescingOptions } from './engine/coalesce-revision-queries.js';
 export { DEFAULT_COALESCER_BOUNDS, createRequestCoalescer } from './engine/request-coalescer.js';

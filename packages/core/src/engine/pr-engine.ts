@@ -10,6 +10,7 @@ import {
 } from './allocation-rules.js';
 import { type FreezeMatch, frozenAnswer } from './batch-allocation.js';
 import { type CoalescingOptions, coalesceRevisionQueries } from './coalesce-revision-queries.js';
+import type { PipelinedSessions } from './pipelined-session.js';
 import { normalizeRevision } from './revision.js';
 import { createRevisionQueries, type RevisionQueries, type StoredRevision } from './revision-queries.js';
 import {
@@ -108,6 +109,11 @@ export interface PrEngineOptions {
    */
   readonly singleSession?: boolean;
   /**
+   * Sessions that pipeline statements (PostgreSQL): an allocation batch then takes two round
+   * trips instead of five (see `RevisionQueriesOptions`). Default none. Not with `singleSession`.
+   */
+  readonly pipelinedSessions?: PipelinedSessions;
+  /**
    * Longest `version`, `pkgarch` or `checksum` accepted, in UTF-8 bytes; longer ones are refused
    * with `INVALID_ARGUMENT`. From 1 to {@link KEY_BYTES_CEILING}. Default {@link MAX_KEY_BYTES} (512).
    */
@@ -148,7 +154,10 @@ export interface PrEngine {
  * The engine owns no pool: closing the database is its creator's business.
  */
 export function createPrEngine(db: Kysely<PrDatabase>, options: PrEngineOptions = {}): PrEngine {
-  const queries = createRevisionQueries(db, { singleSession: options.singleSession ?? false });
+  const queries = createRevisionQueries(db, {
+    singleSession: options.singleSession ?? false,
+    ...(options.pipelinedSessions ? { pipelinedSessions: options.pipelinedSessions } : {}),
+  });
   const layered = options.coalescing === false ? queries : coalesceRevisionQueries(queries, options.coalescing);
   return createPrEngineOver(layered, options);
 }
@@ -159,7 +168,7 @@ export function createPrEngine(db: Kysely<PrDatabase>, options: PrEngineOptions 
  */
 export function createPrEngineOver(
   queries: RevisionQueries,
-  options: Omit<PrEngineOptions, 'coalescing' | 'singleSession'> = {},
+  options: Omit<PrEngineOptions, 'coalescing' | 'singleSession' | 'pipelinedSessions'> = {},
 ): PrEngine {
   const maxKeyBytes = checkKeyLimit(options.maxKeyBytes ?? MAX_KEY_BYTES);
   return new RevisionEngine(queries, options.readOnly ?? false, options.upstream, maxKeyBytes, options.onAllocated);

@@ -10,6 +10,7 @@ import {
   type StoredRow,
   type WriteFacts,
 } from './batch-allocation.js';
+import { inPipelinedTransaction, type PipelinedSessions } from './pipelined-session.js';
 import { increaseRevision } from './revision.js';
 import { type ChecksumKey, checksumId, type PackageKey, packageId, type RevisionRow } from './revision-keys.js';
 import {
@@ -103,22 +104,34 @@ export interface RevisionQueriesOptions {
    * then serialised by the database already and package locks are skipped. Default false.
    */
   readonly singleSession?: boolean;
+  /**
+   * Sessions that send statements without waiting for earlier answers (PostgreSQL). When given,
+   * an allocation batch takes two round trips (BEGIN, locks and read; insert and COMMIT) instead
+   * of five. Not with `singleSession`. Default: none (every statement waits for the one before).
+   */
+  readonly pipelinedSessions?: PipelinedSessions;
 }
 
 /** The engine's SQL over a Kysely instance whose schema is current. */
 export function createRevisionQueries(db: Kysely<PrDatabase>, options: RevisionQueriesOptions = {}): RevisionQueries {
   const lockPackages = options.singleSession ? async () => {} : lockPackagesInDatabase;
+  const { pipelinedSessions } = options;
+  if (pipelinedSessions && options.singleSession) {
+    throw new RangeError('pipelinedSessions are for PostgreSQL; a single-session database takes none');
+  }
   return {
     readFacts: (keys) => readFacts(db, keys),
 
-    allocate: (requests) =>
-      db.transaction().execute(async (trx) => {
-        await lockPackages(trx, requests);
-        // Read after the locks, in the transaction: the facts and freezes every replica committed.
-        const plan = planAllocations(requests, await readWriteFacts(trx, requests));
-        await insertRows(trx, plan.rows);
-        return plan.decisions;
-      }),
+    allocate: pipelinedSessions
+      ? (requests) => allocatePipelined(pipelinedSessions, requests)
+      : (requests) =>
+          db.transaction().execute(async (trx) => {
+            await lockPackages(trx, requests);
+            // Read after the locks, in the transaction: the facts and freezes every replica committed.
+            const plan = planAllocations(requests, await readWriteFacts(trx, requests));
+            await insertRows(trx, plan.rows);
+            return plan.decisions;
+          }),
 
     allocateChained: (key, upstream, history) =>
       db.transaction().execute(async (trx) => {
@@ -188,10 +201,33 @@ async function readFacts(db: Queryable, keys: readonly FactsKey[]): Promise<Chec
   return batch.slotOf.map((slot) => facts[slot]!);
 }
 
+/**
+ * The same transaction as the plain `allocate` in two round trips: BEGIN, the locks and the read
+ * travel together (each statement runs after the one before it has finished, so the read's
+ * snapshot is taken once the locks are held), then the insert and COMMIT.
+ */
+async function allocatePipelined(sessions: PipelinedSessions, requests: readonly AllocationRequest[]): Promise<AllocationDecision[]> {
+  return inPipelinedTransaction(sessions, async (transaction) => {
+    const keys = dedupe(requests);
+    const [, rows] = await transaction.send([
+      [LOCK_PACKAGES, lockParameters(requests)],
+      [READ_WRITE_FACTS, keys.parameters],
+    ]);
+    const plan = planAllocations(requests, toWriteFacts(keys, rows as WriteFactsRow[]));
+    await transaction.commitWith(plan.rows.length === 0 ? [] : [[INSERT_ROWS, insertParameters(plan.rows)]]);
+    return plan.decisions;
+  });
+}
+
+type WriteFactsRow = FactsRow & { readonly frozen_by: string | null };
+
 /** {@link readFacts} plus each package's freeze: the write path's one read, under its locks. */
 async function readWriteFacts(db: Queryable, keys: readonly FactsKey[]): Promise<WriteFacts[]> {
   const batch = dedupe(keys);
-  const rows = await run<FactsRow & { frozen_by: string | null }>(db, READ_WRITE_FACTS, batch.parameters);
+  return toWriteFacts(batch, await run<WriteFactsRow>(db, READ_WRITE_FACTS, batch.parameters));
+}
+
+function toWriteFacts(batch: ReturnType<typeof dedupe>, rows: readonly WriteFactsRow[]): WriteFacts[] {
   const facts: WriteFacts[] = new Array(batch.size);
   for (const row of rows) {
     const history = batch.histories[row.ord - 1]!;
@@ -280,12 +316,20 @@ async function packageHistory(db: Queryable, key: PackageKey, checksum: string |
  * transaction ends. Packages whose hashes collide merely take turns.
  */
 async function lockPackagesInDatabase(trx: Transaction<PrDatabase>, packages: readonly PackageKey[]): Promise<void> {
-  await run(trx, LOCK_PACKAGES, [packages.map((key) => key.version), packages.map((key) => key.pkgarch)]);
+  await run(trx, LOCK_PACKAGES, lockParameters(packages));
+}
+
+function lockParameters(packages: readonly PackageKey[]): unknown[] {
+  return [packages.map((key) => key.version), packages.map((key) => key.pkgarch)];
 }
 
 async function insertRows(trx: Transaction<PrDatabase>, rows: readonly StoredRow[]): Promise<void> {
   if (rows.length === 0) return;
-  await run(trx, INSERT_ROWS, [
+  await run(trx, INSERT_ROWS, insertParameters(rows));
+}
+
+function insertParameters(rows: readonly StoredRow[]): unknown[] {
+  return [
     rows.map((row) => row.version),
     rows.map((row) => row.pkgarch),
     rows.map((row) => row.checksum),
@@ -293,7 +337,7 @@ async function insertRows(trx: Transaction<PrDatabase>, rows: readonly StoredRow
     rows.map((row) => row.storedBy),
     rows.map((row) => row.storedHow),
     rows.map((row) => row.previousMax),
-  ]);
+  ];
 }
 
 /** Local facts plus the greatest local extension of upstream's maximum. */

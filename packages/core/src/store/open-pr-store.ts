@@ -22,10 +22,12 @@ import {
   type RevisionQuery,
   type UpstreamPrSource,
 } from '../engine/pr-engine.js';
+import type { PipelinedSessions } from '../engine/pipelined-session.js';
 import type { StoredRevision } from '../engine/revision-queries.js';
 import { checkKeyLimit } from '../engine/revision-keys.js';
 import { REQUEST_PATH_SETTINGS, REQUEST_PATH_STATEMENTS } from '../engine/revision-statements.js';
 import type { PrDatabase } from '../engine/schema.js';
+import { pipelinedPgSessions } from './pipelined-pg-sessions.js';
 import { preparedStatementClient } from './prepared-statement-client.js';
 import { PgliteDialect } from './pglite-dialect.js';
 import { preparedStatementPglite } from './prepared-statement-pglite.js';
@@ -177,6 +179,7 @@ export async function openPrStore(options: OpenPrStoreOptions = {}): Promise<PrS
     ...(options.maxKeyBytes === undefined ? {} : { maxKeyBytes: options.maxKeyBytes }),
     // One PGlite connection whose transactions are exclusive: it serialises writers by itself.
     singleSession: opened.kind === 'embedded',
+    ...(opened.pipelinedSessions ? { pipelinedSessions: opened.pipelinedSessions } : {}),
   });
   return new OpenedPrStore(opened, engine);
 }
@@ -190,6 +193,8 @@ interface OpenedDatabase {
   /** Work that needs the current schema, e.g. preparing statements. */
   afterMigration?(): Promise<void>;
   poolFigures?(): PoolFigures;
+  /** Sessions that pipeline statements (PostgreSQL, unless read-only). */
+  readonly pipelinedSessions?: PipelinedSessions;
   close(): Promise<void>;
 }
 
@@ -240,7 +245,9 @@ async function openPostgres(url: string, poolSize: number, options: OpenPrStoreO
   const migrate = readOnly ? () => migrateForReadOnly(db, openSchemaConnection) : () => migrateToLatest(db);
   const afterMigration = readOnly ? () => checkSessionReadOnly(db) : undefined;
   const poolFigures = () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
-  return { kind: 'postgres', location: redactUrl(url), db, migrate, afterMigration, poolFigures, close };
+  // A read-only store never allocates; its sessions stay as they are.
+  const pipelinedSessions = readOnly ? undefined : pipelinedPgSessions(pool, REQUEST_PATH_SETTINGS);
+  return { kind: 'postgres', location: redactUrl(url), db, migrate, afterMigration, poolFigures, pipelinedSessions, close };
 }
 
 /**

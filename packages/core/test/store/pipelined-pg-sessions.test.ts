@@ -1,0 +1,115 @@
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createPostgresDatabase, STORE_KINDS, type TestDatabase } from '@prserv/test-support';
+import { inPipelinedTransaction, type PipelinedSessions } from '../../src/engine/pipelined-session.js';
+import { pipelinedPgSessions } from '../../src/store/pipelined-pg-sessions.js';
+
+describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('pipelined PostgreSQL transactions', () => {
+  let database: TestDatabase;
+  let pool: pg.Pool;
+  let sessions: PipelinedSessions;
+
+  const stored = async (): Promise<number[]> =>
+    (await pool.query<{ v: number }>('SELECT v FROM pipelined ORDER BY v')).rows.map((row) => row.v);
+
+  beforeAll(async () => {
+    database = await createPostgresDatabase('pipelined_sessions');
+    // One connection: every transaction below runs on the connection the one before gave back.
+    pool = new pg.Pool({ connectionString: database.url, max: 1 });
+    await pool.query('CREATE TABLE pipelined (v int PRIMARY KEY)');
+    sessions = pipelinedPgSessions(pool, "SET application_name = 'pipelined-test'");
+  });
+  beforeEach(async () => {
+    await pool.query('TRUNCATE pipelined');
+  });
+  afterAll(async () => {
+    await pool?.end();
+    await database?.drop();
+  });
+
+  it('run the statements in order in one transaction and give back the rows of each', async () => {
+    const result = await inPipelinedTransaction(sessions, async (transaction) => {
+      const [, counted] = await transaction.send([
+        ['INSERT INTO pipelined VALUES ($1)', [1]],
+        ['SELECT count(*)::int AS n, current_setting($1) AS name FROM pipelined', ['application_name']],
+      ]);
+      const [inserted] = await transaction.commitWith([['INSERT INTO pipelined VALUES ($1) RETURNING v', [2]]]);
+      return { counted, inserted };
+    });
+    // The count ran after the insert sent before it, inside the transaction; the session's settings applied.
+    expect(result).toEqual({ counted: [{ n: 1, name: 'pipelined-test' }], inserted: [{ v: 2 }] });
+    expect(await stored()).toEqual([1, 2]);
+  });
+
+  it('throw the first failing statement’s error, store nothing, and leave the connection clean', async () => {
+    const failure = inPipelinedTransaction(sessions, async (transaction) => {
+      await transaction.send([
+        ['INSERT INTO pipelined VALUES ($1)', [1]],
+        ['INSERT INTO pipelined VALUES ($1)', [1]],
+        ['INSERT INTO pipelined VALUES ($1)', [3]],
+      ]);
+      return transaction.commitWith([]);
+    });
+    await expect(failure).rejects.toMatchObject({ code: '23505' });
+    expect(await stored()).toEqual([]);
+    // The one pooled connection is out of the failed transaction: plain queries work on it.
+    const client = await pool.connect();
+    try {
+      expect((await client.query<{ state: string }>('SELECT 1 AS state')).rows).toEqual([{ state: 1 }]);
+      expect((client as unknown as { pipeline?: boolean }).pipeline).toBe(false);
+    } finally {
+      client.release();
+    }
+  });
+
+  it('roll back when the statement sent with COMMIT fails', async () => {
+    const failure = inPipelinedTransaction(sessions, async (transaction) => {
+      await transaction.send([['INSERT INTO pipelined VALUES ($1)', [1]]]);
+      return transaction.commitWith([['INSERT INTO pipelined VALUES ($1)', [1]]]);
+    });
+    await expect(failure).rejects.toMatchObject({ code: '23505' });
+    expect(await stored()).toEqual([]);
+  });
+
+  it('roll back when the work fails between round trips, or forgets to commit', async () => {
+    const thrown = new Error('decided against it');
+    await expect(
+      inPipelinedTransaction(sessions, async (transaction) => {
+        await transaction.send([['INSERT INTO pipelined VALUES ($1)', [1]]]);
+        throw thrown;
+      }),
+    ).rejects.toBe(thrown);
+    await expect(
+      inPipelinedTransaction(sessions, async (transaction) => {
+        await transaction.send([['INSERT INTO pipelined VALUES ($1)', [2]]]);
+      }),
+    ).rejects.toThrow(/without commitWith/);
+    expect(await stored()).toEqual([]);
+    await inPipelinedTransaction(sessions, (transaction) => transaction.commitWith([['INSERT INTO pipelined VALUES ($1)', [4]]]));
+    expect(await stored()).toEqual([4]);
+  });
+
+  it('hold a lock from the first round trip to the commit: a second transaction reads after it', async () => {
+    // Two transactions on two connections take the same lock and read-then-write: had the lock
+    // been released between round trips, both would read 0 and the second insert would collide.
+    const wide = new pg.Pool({ connectionString: database.url, max: 2 });
+    const both = pipelinedPgSessions(wide, 'SELECT 1');
+    try {
+      const increment = () =>
+        inPipelinedTransaction(both, async (transaction) => {
+          const [, rows] = await transaction.send([
+            ['SELECT pg_advisory_xact_lock(7150)', []],
+            ['SELECT coalesce(max(v), 0)::int AS top FROM pipelined', []],
+          ]);
+          const next = (rows as { top: number }[])[0]!.top + 1;
+          await transaction.commitWith([['INSERT INTO pipelined VALUES ($1)', [next]]]);
+          return next;
+        });
+      const values = await Promise.all(Array.from({ length: 20 }, increment));
+      expect([...values].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, index) => index + 1));
+      expect(await stored()).toEqual(Array.from({ length: 20 }, (_, index) => index + 1));
+    } finally {
+      await wide.end();
+    }
+  });
+});
