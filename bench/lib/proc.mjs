@@ -258,30 +258,51 @@ export async function configurePostgresAccounting(databaseUrl) {
  * database). Backends of other databases (other users of a shared server) are left out; so is
  * the CPU of backends that exited during the window (the pools keep theirs open).
  * Returns `{ ticks, processes }`, or null when accounting is not configured.
+ *
+ * Finding those processes means reading every process of the machine (a few ms of CPU, taken
+ * from the cores being measured), so the list is kept for a second and only their own stat
+ * files are read in between; a backend that starts meanwhile is counted from the next search
+ * with all its ticks, as it would have been from its first sample.
  */
 export function postgresTicks(database) {
   if (!postgresScope) return null;
-  const { postmaster } = postgresScope;
+  const now = performance.now();
+  let found = postgresScope.found;
+  if (!found || found.database !== database || now - found.at > POSTGRES_SEARCH_INTERVAL_MS) {
+    found = { database, at: now, pids: findPostgresProcesses(postgresScope.postmaster, database) };
+    postgresScope.found = found;
+  }
   let ticks = 0;
   let processes = 0;
+  for (const pid of found.pids) {
+    const own = processTicks(pid);
+    if (own === null) continue; // exited
+    ticks += own;
+    processes += 1;
+  }
+  return { ticks, processes };
+}
+
+const POSTGRES_SEARCH_INTERVAL_MS = 1000;
+
+function findPostgresProcesses(postmaster, database) {
+  const pids = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const f = statFields(name);
       const pid = Number(name);
-      if (pid !== postmaster && Number(f[1]) !== postmaster) continue;
+      if (pid !== postmaster && Number(statFields(name)[1]) !== postmaster) continue;
       if (pid !== postmaster) {
         const title = readFileSync(`/proc/${name}/cmdline`, 'utf8').replace(/\0/g, ' ');
         const clientBackend = /\(\d+\)|\[local\]/.test(title);
         if (clientBackend && !(database && title.split(' ').includes(database))) continue;
       }
-      ticks += Number(f[11]) + Number(f[12]);
-      processes += 1;
+      pids.push(pid);
     } catch {
       // exited while we looked
     }
   }
-  return { ticks, processes };
+  return pids;
 }
 
 /**

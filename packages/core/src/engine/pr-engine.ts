@@ -109,8 +109,8 @@ export interface PrEngineOptions {
    */
   readonly singleSession?: boolean;
   /**
-   * Sessions that pipeline statements (PostgreSQL): an allocation batch then takes two round
-   * trips instead of five (see `RevisionQueriesOptions`). Default none. Not with `singleSession`.
+   * Sessions that pipeline statements: an allocation batch then takes two round trips instead
+   * of five (see `RevisionQueriesOptions`). Default none.
    */
   readonly pipelinedSessions?: PipelinedSessions;
   /**

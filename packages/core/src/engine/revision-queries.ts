@@ -10,7 +10,7 @@ import {
   type StoredRow,
   type WriteFacts,
 } from './batch-allocation.js';
-import { inPipelinedTransaction, type PipelinedSessions } from './pipelined-session.js';
+import { inPipelinedTransaction, type PipelinedSessions, type PipelinedStatement } from './pipelined-session.js';
 import { increaseRevision } from './revision.js';
 import { type ChecksumKey, checksumId, type PackageKey, packageId, type RevisionRow } from './revision-keys.js';
 import {
@@ -105,9 +105,9 @@ export interface RevisionQueriesOptions {
    */
   readonly singleSession?: boolean;
   /**
-   * Sessions that send statements without waiting for earlier answers (PostgreSQL). When given,
-   * an allocation batch takes two round trips (BEGIN, locks and read; insert and COMMIT) instead
-   * of five. Not with `singleSession`. Default: none (every statement waits for the one before).
+   * Sessions that send statements without waiting for earlier answers. When given, an allocation
+   * batch takes two round trips (BEGIN, locks and read; insert and COMMIT) instead of five (four
+   * without locks). Default: none (every statement waits for the one before).
    */
   readonly pipelinedSessions?: PipelinedSessions;
 }
@@ -116,14 +116,14 @@ export interface RevisionQueriesOptions {
 export function createRevisionQueries(db: Kysely<PrDatabase>, options: RevisionQueriesOptions = {}): RevisionQueries {
   const lockPackages = options.singleSession ? async () => {} : lockPackagesInDatabase;
   const { pipelinedSessions } = options;
-  if (pipelinedSessions && options.singleSession) {
-    throw new RangeError('pipelinedSessions are for PostgreSQL; a single-session database takes none');
-  }
+  // A single session serialises writers by itself (see `singleSession`): no lock statements.
+  const lockStatements = (packages: readonly PackageKey[]): PipelinedStatement[] =>
+    options.singleSession ? [] : [[LOCK_PACKAGES, lockParameters(packages)]];
   return {
     readFacts: (keys) => readFacts(db, keys),
 
     allocate: pipelinedSessions
-      ? (requests) => allocatePipelined(pipelinedSessions, requests)
+      ? (requests) => allocatePipelined(pipelinedSessions, requests, lockStatements(requests))
       : (requests) =>
           db.transaction().execute(async (trx) => {
             await lockPackages(trx, requests);
@@ -206,14 +206,16 @@ async function readFacts(db: Queryable, keys: readonly FactsKey[]): Promise<Chec
  * travel together (each statement runs after the one before it has finished, so the read's
  * snapshot is taken once the locks are held), then the insert and COMMIT.
  */
-async function allocatePipelined(sessions: PipelinedSessions, requests: readonly AllocationRequest[]): Promise<AllocationDecision[]> {
+async function allocatePipelined(
+  sessions: PipelinedSessions,
+  requests: readonly AllocationRequest[],
+  locks: readonly PipelinedStatement[],
+): Promise<AllocationDecision[]> {
   return inPipelinedTransaction(sessions, async (transaction) => {
     const keys = dedupe(requests);
-    const [, rows] = await transaction.send([
-      [LOCK_PACKAGES, lockParameters(requests)],
-      [READ_WRITE_FACTS, keys.parameters],
-    ]);
-    const plan = planAllocations(requests, toWriteFacts(keys, rows as WriteFactsRow[]));
+    const answers = await transaction.send([...locks, [READ_WRITE_FACTS, keys.parameters]]);
+    const rows = answers[answers.length - 1] as WriteFactsRow[];
+    const plan = planAllocations(requests, toWriteFacts(keys, rows));
     await transaction.commitWith(plan.rows.length === 0 ? [] : [[INSERT_ROWS, insertParameters(plan.rows)]]);
     return plan.decisions;
   });

@@ -28,6 +28,7 @@ import { checkKeyLimit } from '../engine/revision-keys.js';
 import { REQUEST_PATH_SETTINGS, REQUEST_PATH_STATEMENTS } from '../engine/revision-statements.js';
 import type { PrDatabase } from '../engine/schema.js';
 import { pipelinedPgSessions } from './pipelined-pg-sessions.js';
+import { pipelinedPgliteSessions } from './pipelined-pglite-sessions.js';
 import { preparedStatementClient } from './prepared-statement-client.js';
 import { PgliteDialect } from './pglite-dialect.js';
 import { preparedStatementPglite } from './prepared-statement-pglite.js';
@@ -193,7 +194,7 @@ interface OpenedDatabase {
   /** Work that needs the current schema, e.g. preparing statements. */
   afterMigration?(): Promise<void>;
   poolFigures?(): PoolFigures;
-  /** Sessions that pipeline statements (PostgreSQL, unless read-only). */
+  /** Sessions that pipeline statements (unless read-only). */
   readonly pipelinedSessions?: PipelinedSessions;
   close(): Promise<void>;
 }
@@ -341,7 +342,9 @@ async function openEmbedded(folder: string, readOnly: boolean): Promise<OpenedDa
       if (readOnly) await pglite.exec(`SET ${READ_ONLY_SETTING} = on`);
       await prepared.prepare();
     };
-    return { kind: 'embedded', location, db, migrate: () => migrateToLatest(db), afterMigration, close };
+    // A read-only store never allocates.
+    const pipelinedSessions = readOnly ? undefined : pipelinedPgliteSessions(db, pglite, prepared);
+    return { kind: 'embedded', location, db, migrate: () => migrateToLatest(db), afterMigration, pipelinedSessions, close };
   } catch (cause) {
     await lock.release();
     if (cause instanceof PrStoreError) throw cause;

@@ -10,6 +10,11 @@ export interface PreparedStatementPglite {
   readonly pglite: PGlite;
   /** Prepares every statement; call it once the tables they name exist. */
   prepare(): Promise<void>;
+  /**
+   * The statement as text that PGlite's `exec` can run among others (no bind parameters): the
+   * `EXECUTE` of a prepared statement, a statement without parameters as it is; else undefined.
+   */
+  executable(text: string, params: readonly unknown[]): string | undefined;
 }
 
 /**
@@ -20,12 +25,13 @@ export interface PreparedStatementPglite {
  */
 export function preparedStatementPglite(pglite: PGlite, statements: ReadonlyMap<string, string>): PreparedStatementPglite {
   let prepared = false;
+  const execute = (name: string, params: readonly unknown[]) =>
+    `EXECUTE ${name}(${params.map((param) => toSqlLiteral(param as SqlValue)).join(', ')})`;
   const translate = (queryable: Queryable): Queryable['query'] =>
     ((text: string, params?: unknown[], options?: object) => {
       const name = prepared ? statements.get(text) : undefined;
       if (name === undefined) return queryable.query(text, params, options);
-      const literals = (params ?? []).map((param) => toSqlLiteral(param as SqlValue)).join(', ');
-      return queryable.query(`EXECUTE ${name}(${literals})`, [], options);
+      return queryable.query(execute(name, params ?? []), [], options);
     }) as Queryable['query'];
 
   const wrapped = new Proxy(pglite, {
@@ -44,6 +50,11 @@ export function preparedStatementPglite(pglite: PGlite, statements: ReadonlyMap<
     async prepare() {
       for (const [text, name] of statements) await pglite.exec(`PREPARE ${name} AS ${text}`);
       prepared = true;
+    },
+    executable(text, params) {
+      const name = prepared ? statements.get(text) : undefined;
+      if (name !== undefined) return execute(name, params);
+      return params.length === 0 ? text : undefined;
     },
   };
 }
