@@ -64,7 +64,14 @@ async function runTogether(
   runAlone: (text: string, params: readonly unknown[]) => Promise<unknown[]>,
 ): Promise<void> {
   if (queue.length === 0) return;
-  const texts = queue.map(({ text, params }) => prepared.executable(text, params));
+  let texts: (string | undefined)[];
+  try {
+    texts = queue.map(({ text, params }) => prepared.executable(text, params));
+  } catch (error) {
+    // A value that has no SQL literal (the key checks refuse those before they get here).
+    for (const pending of queue) pending.reject(error);
+    return;
+  }
   if (texts.some((text) => text === undefined)) {
     // In order, each waiting for the one before, as PGlite would run them anyway.
     for (const pending of queue) await runAlone(pending.text, pending.params).then(pending.resolve, pending.reject);

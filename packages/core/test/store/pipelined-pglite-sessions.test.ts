@@ -84,6 +84,12 @@ describe('pipelined embedded-store transactions', () => {
     expect(await stored()).toEqual([]);
   });
 
+  it('fail the batch, not the process, on a value that has no SQL literal', async () => {
+    const failure = inPipelinedTransaction(sessions, (transaction) => transaction.commitWith([[INSERT, [['a\u0000b']]]]));
+    await expect(failure).rejects.toThrow(/NUL/);
+    expect(await stored()).toEqual([]);
+  });
+
   it('run statements it cannot join (bind parameters, not prepared) one by one, in order', async () => {
     const counted = await inPipelinedTransaction(sessions, async (transaction) => {
       const [, rows] = await transaction.send([
