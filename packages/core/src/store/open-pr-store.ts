@@ -343,7 +343,7 @@ async function openEmbedded(folder: string, readOnly: boolean): Promise<OpenedDa
       await prepared.prepare();
     };
     // A read-only store never allocates.
-    const pipelinedSessions = readOnly ? undefined : pipelinedPgliteSessions(db, pglite, prepared);
+    const pipelinedSessions = readOnly ? undefined : pipelinedPgliteSessions(db, prepared);
     return { kind: 'embedded', location, db, migrate: () => migrateToLatest(db), afterMigration, pipelinedSessions, close };
   } catch (cause) {
     await lock.release();

@@ -1,4 +1,3 @@
-import type { PGlite } from '@electric-sql/pglite';
 import type { Kysely } from 'kysely';
 import type { PipelinedSession, PipelinedSessions } from '../engine/pipelined-session.js';
 import type { PrDatabase } from '../engine/schema.js';
@@ -19,16 +18,16 @@ interface Pending {
  * insert and COMMIT costs two calls instead of four. A statement that cannot go that way (bind
  * parameters and not prepared) runs on its own, in order.
  */
-export function pipelinedPgliteSessions(db: Kysely<PrDatabase>, pglite: PGlite, prepared: PreparedStatementPglite): PipelinedSessions {
+export function pipelinedPgliteSessions(db: Kysely<PrDatabase>, prepared: PreparedStatementPglite): PipelinedSessions {
   return () =>
     new Promise<PipelinedSession>((resolveSession, rejectSession) => {
       db.connection()
-        .execute(() => new Promise<void>((release) => resolveSession(holdingSession(pglite, prepared, release))))
+        .execute(() => new Promise<void>((release) => resolveSession(holdingSession(prepared, release))))
         .catch(rejectSession);
     });
 }
 
-function holdingSession(pglite: PGlite, prepared: PreparedStatementPglite, release: () => void): PipelinedSession {
+function holdingSession(prepared: PreparedStatementPglite, release: () => void): PipelinedSession {
   let batched: Pending[] | undefined;
   const runAlone = async (text: string, params: readonly unknown[]): Promise<unknown[]> =>
     (await prepared.pglite.query(text, [...params])).rows as unknown[];
@@ -48,7 +47,7 @@ function holdingSession(pglite: PGlite, prepared: PreparedStatementPglite, relea
         return send();
       } finally {
         batched = undefined;
-        void runTogether(pglite, prepared, queue, runAlone);
+        void runTogether(prepared, queue, runAlone);
       }
     },
     release() {
@@ -58,7 +57,6 @@ function holdingSession(pglite: PGlite, prepared: PreparedStatementPglite, relea
 }
 
 async function runTogether(
-  pglite: PGlite,
   prepared: PreparedStatementPglite,
   queue: readonly Pending[],
   runAlone: (text: string, params: readonly unknown[]) => Promise<unknown[]>,
@@ -78,7 +76,7 @@ async function runTogether(
     return;
   }
   try {
-    const results = await pglite.exec(texts.join(';\n'));
+    const results = await prepared.pglite.exec(texts.join(';\n'));
     queue.forEach((pending, index) => pending.resolve((results[index]?.rows ?? []) as unknown[]));
   } catch (error) {
     // The simple-query call stops at the failing statement and does not say which one it was:

@@ -37,7 +37,7 @@ describe('pipelined embedded-store transactions', () => {
     const prepared = preparedStatementPglite(counting, new Map([[INSERT, 'pipelined_insert']]));
     await prepared.prepare();
     db = new Kysely<PrDatabase>({ dialect: new PgliteDialect(prepared.pglite) });
-    sessions = pipelinedPgliteSessions(db, counting, prepared);
+    sessions = pipelinedPgliteSessions(db, prepared);
   });
   beforeEach(async () => {
     await pglite.exec('TRUNCATE pipelined');
