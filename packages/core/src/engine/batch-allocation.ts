@@ -9,6 +9,12 @@ export interface AllocationRequest extends ChecksumKey {
   readonly history: boolean;
   /** Address of the client that asked, recorded with a row it stores. Default: none (in-process). */
   readonly client?: string;
+  /**
+   * The facts the request's own lookup read, when it made one. A batch whose every request has
+   * them is planned from them and stored in one round trip if they still hold under the locks
+   * (checked by the database); otherwise it is planned again from a read under the locks.
+   */
+  readonly seen?: ChecksumFacts;
 }
 
 /** The facts of one request read on the write path: {@link ChecksumFacts} and the freeze on its package. */

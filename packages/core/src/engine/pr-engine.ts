@@ -215,7 +215,7 @@ class RevisionEngine implements PrEngine {
       if (!seen.isNew) return seen.value;
       if (this.readOnly) return await this.#unlessFrozen(key, seen, facts!);
       // A literal of one shape rather than a spread: this runs for every allocation.
-      const allocation = { version: key.version, pkgarch: key.pkgarch, checksum: key.checksum, history, client: query.client };
+      const allocation = { version: key.version, pkgarch: key.pkgarch, checksum: key.checksum, history, client: query.client, seen: facts! };
       const [decision] = await this.#queries.allocate([allocation]);
       if (decision!.isNew) this.#onAllocated?.();
       return decision!.value;

@@ -12,6 +12,7 @@ import {
 } from './batch-allocation.js';
 import { inPipelinedTransaction, type PipelinedSessions, type PipelinedStatement } from './pipelined-session.js';
 import { increaseRevision } from './revision.js';
+import { OwnStores, SeenFactsGate } from './seen-facts.js';
 import { type ChecksumKey, checksumId, type PackageKey, packageId, type RevisionRow } from './revision-keys.js';
 import {
   EXPORT_ROWS,
@@ -22,6 +23,7 @@ import {
   READ_FROZEN,
   READ_GREATEST_BETWEEN,
   READ_WRITE_FACTS,
+  STORE_IF_UNCHANGED,
 } from './revision-statements.js';
 import type { PrDatabase, StoredHow } from './schema.js';
 
@@ -116,6 +118,7 @@ export interface RevisionQueriesOptions {
 export function createRevisionQueries(db: Kysely<PrDatabase>, options: RevisionQueriesOptions = {}): RevisionQueries {
   const lockPackages = options.singleSession ? async () => {} : lockPackagesInDatabase;
   const { pipelinedSessions } = options;
+  const optimism: Optimism = { ownStores: new OwnStores(), gate: new SeenFactsGate() };
   // A single session serialises writers by itself (see `singleSession`): no lock statements.
   const lockStatements = (packages: readonly PackageKey[]): PipelinedStatement[] =>
     options.singleSession ? [] : [[LOCK_PACKAGES, lockParameters(packages)]];
@@ -123,7 +126,7 @@ export function createRevisionQueries(db: Kysely<PrDatabase>, options: RevisionQ
     readFacts: (keys) => readFacts(db, keys),
 
     allocate: pipelinedSessions
-      ? (requests) => allocatePipelined(pipelinedSessions, requests, lockStatements(requests))
+      ? (requests) => allocatePipelined(pipelinedSessions, requests, lockStatements(requests), optimism)
       : (requests) =>
           db.transaction().execute(async (trx) => {
             await lockPackages(trx, requests);
@@ -202,23 +205,69 @@ async function readFacts(db: Queryable, keys: readonly FactsKey[]): Promise<Chec
 }
 
 /**
- * The same transaction as the plain `allocate` in two round trips: BEGIN, the locks and the read
- * travel together (each statement runs after the one before it has finished, so the read's
- * snapshot is taken once the locks are held), then the insert and COMMIT.
+ * The same transaction as the plain `allocate`, pipelined. A batch whose requests bring the facts
+ * their lookups read is planned from them and sent whole: BEGIN, the locks, the insert of the
+ * planned rows on condition that those facts still hold (checked by the database under the
+ * locks), COMMIT: one round trip. Each statement runs after the one before it has finished, so
+ * the check sees every writer that held the locks before. When the facts moved (another replica
+ * or an import came first), nothing was stored and the batch takes the general way, two round
+ * trips: BEGIN, the locks and a read; then the insert and COMMIT.
  */
 async function allocatePipelined(
   sessions: PipelinedSessions,
   requests: readonly AllocationRequest[],
   locks: readonly PipelinedStatement[],
+  optimism: Optimism,
 ): Promise<AllocationDecision[]> {
-  return inPipelinedTransaction(sessions, async (transaction) => {
+  const seen = optimism.gate.shouldTry() ? optimism.ownStores.seenFacts(requests) : undefined;
+  const plan = seen && planAllocations(requests, seen);
+  // Only a stored row proves the facts held: a plan that stores nothing takes the general way.
+  if (plan && plan.rows.length > 0) {
+    const stored = await inPipelinedTransaction(sessions, async (transaction) => {
+      const answers = await transaction.commitWith([...locks, [STORE_IF_UNCHANGED, storeIfUnchangedParameters(requests, seen, plan.rows)]]);
+      return (answers[answers.length - 1] as { stored: number }[])[0]!.stored;
+    });
+    // All or nothing: every row stored, or none (the facts had moved). Anything else cannot
+    // happen under the locks; were it to, the general way below re-reads what is stored.
+    const held = stored === plan.rows.length;
+    optimism.gate.record(held);
+    if (held) {
+      optimism.ownStores.note(plan.rows);
+      return plan.decisions;
+    }
+  }
+  const decided = await inPipelinedTransaction(sessions, async (transaction) => {
     const keys = dedupe(requests);
     const answers = await transaction.send([...locks, [READ_WRITE_FACTS, keys.parameters]]);
     const rows = answers[answers.length - 1] as WriteFactsRow[];
     const plan = planAllocations(requests, toWriteFacts(keys, rows));
     await transaction.commitWith(plan.rows.length === 0 ? [] : [[INSERT_ROWS, insertParameters(plan.rows)]]);
-    return plan.decisions;
+    return plan;
   });
+  optimism.ownStores.note(decided.rows);
+  return decided.decisions;
+}
+
+/** What an engine keeps to plan batches from their lookups' facts (see {@link allocatePipelined}). */
+interface Optimism {
+  readonly ownStores: OwnStores;
+  readonly gate: SeenFactsGate;
+}
+
+function storeIfUnchangedParameters(
+  requests: readonly AllocationRequest[],
+  seen: readonly ChecksumFacts[],
+  rows: readonly StoredRow[],
+): unknown[] {
+  return [
+    requests.map((request) => request.version),
+    requests.map((request) => request.pkgarch),
+    requests.map((request) => request.checksum),
+    requests.map((request) => request.history),
+    requests.map((request, index) => (request.history ? seen[index]!.checksumFirst : seen[index]!.checksumLast)),
+    seen.map((facts) => facts.packageMax),
+    ...insertParameters(rows),
+  ];
 }
 
 type WriteFactsRow = FactsRow & { readonly frozen_by: string | null };

@@ -30,6 +30,8 @@ function packageKey(version: string, pkgarch: string): string {
  */
 export const REQUEST_PATH_SETTINGS = 'SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan';
 
+/** The keys of a facts statement: `$1`…`$4` as the rows `k`, numbered by `ord`. */
+const FACTS_KEYS = 'unnest($1::text[], $2::text[], $3::text[], $4::boolean[]) WITH ORDINALITY AS k(version, pkgarch, checksum, history, ord)';
 
 /**
  * Per key (version, pkgarch, checksum or null, history): the checksum's first revision (history)
@@ -39,14 +41,14 @@ export const REQUEST_PATH_SETTINGS = 'SET enable_seqscan = off; SET plan_cache_m
  */
 export const READ_FACTS = readFactsStatement('');
 
-function readFactsStatement(extraColumns: string): string {
+function readFactsStatement(extraColumns: string, keys: string = FACTS_KEYS): string {
   return `SELECT k.ord::int4 AS ord, c.checksum_value,
   CASE WHEN k.history AND c.checksum_value IS NOT NULL THEN NULL ELSE
     (SELECT r.value FROM prserv_revision r
       WHERE ${packageKey('r.version', 'r.pkgarch')} = ${packageKey('k.version', 'k.pkgarch')}
       ORDER BY r.value_key DESC LIMIT 1)
   END AS package_max${extraColumns}
-FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[]) WITH ORDINALITY AS k(version, pkgarch, checksum, history, ord)
+FROM ${keys}
 CROSS JOIN LATERAL (SELECT CASE WHEN k.history
     THEN (SELECT r.value FROM prserv_revision r
       WHERE r.version = k.version AND r.pkgarch = k.pkgarch AND r.checksum = k.checksum
@@ -96,6 +98,29 @@ function frozenBy(version: string, pkgarch: string): string {
  */
 export const READ_WRITE_FACTS = readFactsStatement(`,\n  ${frozenBy('k.version', 'k.pkgarch')} AS frozen_by`);
 
+/**
+ * An allocation batch in one statement, for a batch planned from the facts its lookups read
+ * (`$1`…`$4` the keys as in {@link READ_FACTS}, `$5` and `$6` the checksum value and package
+ * maximum each lookup saw; `$7`…`$13` the rows as in {@link INSERT_ROWS}). Run after the package
+ * locks: when every key's facts still hold and no freeze matches, the planned rows are exactly
+ * what a read under the locks would have planned, and they are stored; otherwise nothing is
+ * stored (another writer or a freeze came first) and the batch must be planned again from such
+ * a read. Answers how many rows it stored. Every part of a statement sees one snapshot, so the
+ * facts are those from before its insert.
+ */
+export const STORE_IF_UNCHANGED = `WITH current_facts AS (${readFactsStatement(
+  `, k.seen_value, k.seen_max,\n  ${frozenBy('k.version', 'k.pkgarch')} AS frozen_by`,
+  'unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::text[]) WITH ORDINALITY AS k(version, pkgarch, checksum, history, seen_value, seen_max, ord)',
+)}),
+stored AS (
+  INSERT INTO prserv_revision (version, pkgarch, checksum, value, stored_by, stored_how, previous_max)
+  SELECT * FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
+  WHERE NOT EXISTS (SELECT 1 FROM current_facts f
+    WHERE f.checksum_value IS DISTINCT FROM f.seen_value OR f.package_max IS DISTINCT FROM f.seen_max OR f.frozen_by IS NOT NULL)
+  ON CONFLICT ON CONSTRAINT prserv_revision_pkey DO NOTHING
+  RETURNING 1)
+SELECT count(*)::int4 AS stored FROM stored`;
+
 /** The freeze matching each package of a batch, or NULL (preview-pr, read-only get-pr). */
 export const READ_FROZEN = `SELECT k.ord::int4 AS ord, ${frozenBy('k.version', 'k.pkgarch')} AS frozen_by
 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(version, pkgarch, ord)`;
@@ -136,5 +161,6 @@ export const REQUEST_PATH_STATEMENTS: ReadonlyMap<string, string> = new Map([
   [READ_WRITE_FACTS, 'prserv_read_write_facts'],
   [READ_FROZEN, 'prserv_read_frozen'],
   [INSERT_ROWS, 'prserv_insert_rows'],
+  [STORE_IF_UNCHANGED, 'prserv_store_if_unchanged'],
   [READ_GREATEST_BETWEEN, 'prserv_read_greatest_between'],
 ]);

@@ -7,6 +7,7 @@ import {
   READ_FACTS,
   READ_GREATEST_BETWEEN,
   REQUEST_PATH_SETTINGS,
+  STORE_IF_UNCHANGED,
 } from '../../src/engine/revision-statements.js';
 import { STORE_KINDS, type TestDatabase } from '@prserv/test-support';
 
@@ -62,6 +63,12 @@ async function planOf(raw: RawSql, text: string, params: unknown[]): Promise<str
 // One key per mode: the plan holds the history probe, the no-history probe and the package probe.
 const factsParams = [['1.0-r0', '2.0-r0'], ['core2-64', 'armv8a'], ['c1', 'c2'], [true, false]];
 
+/** STORE_IF_UNCHANGED's parameters for the keys of `factsParams`: what each lookup saw, and one row per key. */
+function storeParams(seenValues: (string | null)[], seenMaxes: (string | null)[], values: string[]): unknown[] {
+  const [versions, pkgarchs, checksums] = factsParams;
+  return [...factsParams, seenValues, seenMaxes, versions, pkgarchs, checksums, values, [null, null], ['get-pr-history', 'get-pr-nohist'], seenMaxes];
+}
+
 describe.each(STORE_KINDS)('request-path statements on $kind', ({ kind, create }) => {
   let database: TestDatabase;
   let raw: RawSql;
@@ -102,6 +109,16 @@ describe.each(STORE_KINDS)('request-path statements on $kind', ({ kind, create }
     expect(await planOf(raw, READ_GREATEST_BETWEEN, ['1.0-r0', 'core2-64', '3', '4'])).toEqual([
       'Index Scan Backward on prserv_revision_package',
     ]);
+    // The facts under the locks: the same three probes, and the freezes through their index.
+    expect((await planOf(raw, STORE_IF_UNCHANGED, storeParams([null, null], [null, null], ['1', '2']))).sort()).toEqual([
+      'CTE Scan',
+      'Index Only Scan on prserv_freeze_order',
+      'Index Scan Backward on prserv_revision_package',
+      'Index Scan Backward on prserv_revision_pkey',
+      'Index Scan on prserv_freeze_order',
+      'Index Scan on prserv_revision_pkey',
+      'Subquery Scan',
+    ]);
   });
 
   it('reads the right facts through the package index', async () => {
@@ -123,5 +140,36 @@ describe.each(STORE_KINDS)('request-path statements on $kind', ({ kind, create }
       // History, unknown checksum: the package maximum is read.
       { ord: 5, checksum_value: null, package_max: '5000' },
     ]);
+  });
+
+  it('stores a planned batch only while every fact its lookups saw still holds', async () => {
+    await raw.exec('TRUNCATE prserv_revision');
+    const stored = async () =>
+      (await raw.query(`SELECT version, checksum, value FROM prserv_revision ORDER BY version, checksum, value_key`)).map(
+        (row) => `${row.version as string} ${row.checksum as string} ${row.value as string}`,
+      );
+    /** Keys in 1.0-r0 (history) and 2.0-r0 (no-history): their checksums, what each lookup saw, the values planned. */
+    const run = async (checksums: string[], seenValues: (string | null)[], seenMaxes: (string | null)[], values: string[]) => {
+      const [versions, pkgarchs] = factsParams;
+      const params = [versions, pkgarchs, checksums, [true, false], seenValues, seenMaxes,
+        versions, pkgarchs, checksums, values, [null, null], ['get-pr-history', 'get-pr-nohist'], seenMaxes];
+      return ((await raw.query(STORE_IF_UNCHANGED, params))[0] as { stored: number }).stored;
+    };
+    // Both packages empty, as seen: both rows stored.
+    expect(await run(['c1', 'c2'], [null, null], [null, null], ['0', '0'])).toBe(2);
+    expect(await stored()).toEqual(['1.0-r0 c1 0', '2.0-r0 c2 0']);
+    // 1.0-r0 seen empty, but it holds 0 now: nothing stored, not even the other key's row.
+    expect(await run(['c3', 'c4'], [null, null], [null, '0'], ['0', '1'])).toBe(0);
+    // c2 seen unknown, but it holds 0 now (its package maximum as seen).
+    expect(await run(['c3', 'c2'], [null, null], ['0', '0'], ['1', '1'])).toBe(0);
+    // A freeze matching 2.0-r0, everything else as seen.
+    await raw.query(`INSERT INTO prserv_freeze (version_glob, pkgarch_glob, version_like, pkgarch_like) VALUES ('2.0-*', '*', '2.0-%', '%')`);
+    expect(await run(['c3', 'c4'], [null, null], ['0', '0'], ['1', '1'])).toBe(0);
+    expect(await stored()).toEqual(['1.0-r0 c1 0', '2.0-r0 c2 0']);
+    await raw.exec('TRUNCATE prserv_freeze');
+    // Thawed: the same batch is stored.
+    expect(await run(['c3', 'c4'], [null, null], ['0', '0'], ['1', '1'])).toBe(2);
+    expect(await stored()).toEqual(['1.0-r0 c1 0', '1.0-r0 c3 1', '2.0-r0 c2 0', '2.0-r0 c4 1']);
+    await raw.exec('TRUNCATE prserv_revision');
   });
 });

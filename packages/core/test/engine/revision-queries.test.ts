@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createPrEngineOver,
+  createRevisionQueries,
+  openPrStore,
+  type PipelinedSessions,
+  type PrStore,
+  type RevisionQueries,
+} from '@prserv/core';
+import { STORE_KINDS, type TestDatabase } from '@prserv/test-support';
+
+/** Counts the round trips of pipelined sessions: one per `batch`. */
+function countRoundTrips(sessions: PipelinedSessions) {
+  const counter = { roundTrips: 0, sessions: undefined as unknown as PipelinedSessions };
+  counter.sessions = async () => {
+    const session = await sessions();
+    return {
+      query: (text, parameters) => session.query(text, parameters),
+      batch: (send) => {
+        counter.roundTrips += 1;
+        return session.batch(send);
+      },
+      release: (broken) => session.release(broken),
+    };
+  };
+  return counter;
+}
+
+describe.each(STORE_KINDS)('allocations planned from their lookups on $kind', ({ kind, create }) => {
+  let database: TestDatabase;
+  let store: PrStore;
+  let queries: RevisionQueries;
+  let counter: ReturnType<typeof countRoundTrips>;
+
+  const freshPackage = (name: string) => ({ version: `${name}-${randomUUID().slice(0, 8)}`, pkgarch: 'core2-64' });
+
+  /** What a lookup of `checksum` sees now, as get-pr would pass it on. */
+  const lookUp = async (pkg: { version: string; pkgarch: string }, checksum: string, history: boolean) => {
+    const [facts] = await queries.readFacts([{ ...pkg, checksum, history }]);
+    return { ...pkg, checksum, history, seen: facts! };
+  };
+
+  /** Rows of a package as `checksum value`, in revision order. */
+  const rows = async (pkg: { version: string; pkgarch: string }) =>
+    (await store.exportRows({ ...pkg, checksum: null, history: true })).map((row) => `${row.checksum} ${row.value}`);
+
+  beforeAll(async () => {
+    database = await create(`seen_facts_${kind}`);
+    store = await openPrStore({
+      database: database.url,
+      createEngine: (db, options) => {
+        counter = countRoundTrips(options.pipelinedSessions!);
+        queries = createRevisionQueries(db, { singleSession: options.singleSession ?? false, pipelinedSessions: counter.sessions });
+        return createPrEngineOver(queries, options);
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await store?.close();
+    await database?.drop();
+  });
+
+  it('stores a new revision in one round trip when nothing moved since the lookup', async () => {
+    const pkg = freshPackage('quiet');
+    const before = counter.roundTrips;
+    expect(await store.getPr({ ...pkg, checksum: 'a', history: true })).toBe('0');
+    expect(await store.getPr({ ...pkg, checksum: 'b', history: false })).toBe('1');
+    expect(counter.roundTrips - before).toBe(2);
+    expect(await rows(pkg)).toEqual(['a 0', 'b 1']);
+  });
+
+  it('plans a lookup that an own earlier batch overtook from that batch’s rows, still in one round trip', async () => {
+    const pkg = freshPackage('own');
+    // Both lookups ran before either allocation, as when requests queue behind a batch in flight.
+    const first = await lookUp(pkg, 'a', true);
+    const second = await lookUp(pkg, 'b', true);
+    const before = counter.roundTrips;
+    expect(await queries.allocate([first])).toEqual([{ value: '0', isNew: true }]);
+    expect(await queries.allocate([second])).toEqual([{ value: '1', isNew: true }]);
+    expect(counter.roundTrips - before).toBe(2);
+    expect(await rows(pkg)).toEqual(['a 0', 'b 1']);
+  });
+
+  it('plans a lookup that another writer overtook again from what is stored: no value twice, no gap', async () => {
+    const pkg = freshPackage('overtaken');
+    await store.getPr({ ...pkg, checksum: 'a', history: true });
+    const stale = await lookUp(pkg, 'b', true);
+    // Another writer (an import, another replica) stores 5 after the lookup.
+    await store.importOne({ ...pkg, checksum: 'imported', value: '5' });
+    const before = counter.roundTrips;
+    expect(await queries.allocate([stale])).toEqual([{ value: '6', isNew: true }]);
+    // The try that stored nothing, then the general way: locks and read, insert and commit.
+    expect(counter.roundTrips - before).toBe(3);
+    expect(await rows(pkg)).toEqual(['a 0', 'imported 5', 'b 6']);
+  });
+
+  it('answers the revision a checksum got after its lookup, in history mode, and stores nothing', async () => {
+    const pkg = freshPackage('known');
+    const stale = await lookUp(pkg, 'a', true);
+    expect(await store.getPr({ ...pkg, checksum: 'a', history: true })).toBe('0');
+    expect(await queries.allocate([stale])).toEqual([{ value: '0', isNew: false }]);
+    expect(await rows(pkg)).toEqual(['a 0']);
+  });
+
+  it('holds a freeze made after the lookup', async () => {
+    const pkg = freshPackage('frozen');
+    await store.getPr({ ...pkg, checksum: 'a', history: false });
+    const stale = await lookUp(pkg, 'b', false);
+    await store.freeze({ version: pkg.version });
+    try {
+      expect(await queries.allocate([stale])).toEqual([{ value: '0', isNew: false }]);
+      expect(await rows(pkg)).toEqual(['a 0']);
+    } finally {
+      await store.thaw({ version: pkg.version });
+    }
+  });
+
+  it('decides a batch as a whole: one request overtaken sends every request of it the general way', async () => {
+    const moved = freshPackage('moved');
+    const still = freshPackage('still');
+    const requests = [await lookUp(moved, 'a', true), await lookUp(still, 'a', true), await lookUp(still, 'b', true)];
+    await store.importOne({ ...moved, checksum: 'imported', value: '2' });
+    expect(await queries.allocate(requests)).toEqual([
+      { value: '3', isNew: true },
+      { value: '0', isNew: true },
+      { value: '1', isNew: true },
+    ]);
+    expect(await rows(moved)).toEqual(['imported 2', 'a 3']);
+    expect(await rows(still)).toEqual(['a 0', 'b 1']);
+  });
+});
