@@ -21,7 +21,7 @@ const USAGE = `Usage: node bench/compare.mjs [--quick] [options]
   --duration S            seconds per cell and target (default 5; --quick 1)
   --requests N            request cap per cell and target (default 200000; --quick 20000)
   --warmup S              unmeasured warm-up per cell and target, on other packages
-                          (default 1; 0 = none)
+                          (default 5; --quick 1; 0 = none)
   --rounds N              repeat the whole matrix N times, report medians (default 1)
   --targets LIST          among ${TARGET_NAMES.join(',')} (default: all available;
                           bitbake only when BITBAKE_DIR is set)
@@ -45,7 +45,7 @@ const opts = parseArgs(process.argv.slice(2), {
   duration: null,
   requests: null,
   rounds: '1',
-  warmup: '1',
+  warmup: null,
   targets: null,
   ...RUN_OPTIONS,
 }, USAGE);
@@ -55,7 +55,7 @@ const packagesList = numberList(opts.packages ?? '1,100');
 const newList = numberList(opts.new ?? '1.0,0.1');
 const duration = Number(opts.duration ?? (opts.quick ? 1 : 5));
 const requests = Number(opts.requests ?? (opts.quick ? 20_000 : 200_000));
-const warmup = Math.max(0, Math.min(60, Number(opts.warmup) || 0));
+const warmup = Math.max(0, Math.min(60, Number(opts.warmup ?? (opts.quick ? 1 : 5)) || 0));
 const rounds = Math.max(1, Math.min(20, Number(opts.rounds) || 1));
 const databaseUrl = process.env.PRSERV_BENCH_DATABASE_URL || DEFAULT_DATABASE_URL;
 const bitbakeDir = process.env.BITBAKE_DIR || null;

@@ -19,7 +19,7 @@ const USAGE = `Usage: node bench/replicas.mjs [--quick] [options]
   --new LIST            share of new checksums, default 1.0,0.1
   --mode MODE           history (default), nohist, or legacy (no history key: not for BitBake 6.0)
   --duration S          seconds per run (default 5)
-  --warmup S            unmeasured warm-up per run, on other packages (default 1)
+  --warmup S            unmeasured warm-up per run, on other packages (default 5; --quick 1)
   --requests N          request cap per run (default 200000)
   --rounds N            repetitions, medians reported (default 3; --quick 1)
   --max-connections N   each server's PostgreSQL pool size (default: the server's default)
@@ -40,7 +40,7 @@ const opts = parseArgs(process.argv.slice(2), {
   new: '1.0,0.1',
   mode: 'history',
   duration: null,
-  warmup: '1',
+  warmup: null,
   requests: '200000',
   rounds: null,
   ...RUN_OPTIONS,
@@ -52,7 +52,7 @@ const packagesList = numberList(opts.packages);
 const newList = numberList(opts.new);
 const duration = Number(opts.duration ?? (opts.quick ? 2 : 5));
 const requests = Number(opts.requests);
-const warmup = Math.max(0, Math.min(60, Number(opts.warmup) || 0));
+const warmup = Math.max(0, Math.min(60, Number(opts.warmup ?? (opts.quick ? 1 : 5)) || 0));
 const rounds = Math.max(1, Math.min(20, Number(opts.rounds ?? (opts.quick ? 1 : 3))));
 const databaseUrl = process.env.PRSERV_BENCH_DATABASE_URL || DEFAULT_DATABASE_URL;
 if (!['history', 'nohist', 'legacy'].includes(opts.mode) || !(duration > 0 && duration <= 600) || !(requests > 0) || !(connections > 0)) {
