@@ -7,7 +7,7 @@ import { readFileSync, readdirSync, rmSync, mkdtempSync, createWriteStream, writ
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pgQuery } from './pg-mini.mjs';
+import { pgConnect } from './pg-mini.mjs';
 
 /** Clock ticks per second of /proc/<pid>/stat times (CLK_TCK; 100 on every common Linux). */
 export const CLOCK_TICKS = (() => {
@@ -240,14 +240,19 @@ let postgresScope = null;
  * Resolves with the postmaster pid, or null when PostgreSQL cannot be reached.
  */
 export async function configurePostgresAccounting(databaseUrl) {
+  let client;
   try {
-    const [row] = await pgQuery(databaseUrl, 'SELECT pg_backend_pid() AS pid');
+    client = await pgConnect(databaseUrl);
+    const [row] = await client.query('SELECT pg_backend_pid() AS pid');
+    // Read while the connection is open: a backend exits as soon as its client leaves.
     const postmaster = Number(statFields(row.pid)[1]);
     postgresScope = { postmaster };
     return postmaster;
   } catch {
     postgresScope = null;
     return null;
+  } finally {
+    client?.close();
   }
 }
 
