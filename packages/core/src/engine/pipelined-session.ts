@@ -55,10 +55,12 @@ export async function inPipelinedTransaction<T>(
       if (commit) sent.push(session.query('COMMIT', []));
       return sent;
     });
-    // Every answer settles before any is looked at: none is left rejected unheard. Had BEGIN
-    // failed, the statements behind it ran outside a transaction; the failure stops `work` here,
-    // before it acts on what they read. A COMMIT behind a failed statement rolls back (and says
-    // so in its command tag, not as an error): the failure is the statement's.
+    // Every answer settles before any is looked at: none is left rejected unheard. BEGIN cannot
+    // fail while what follows it succeeds: a session is handed out idle (a failed transaction is
+    // rolled back, or its connection closed, before the session goes back), and BEGIN fails only
+    // on a connection that is lost or inside an aborted transaction, where every statement after
+    // it fails too. A COMMIT behind a failed statement rolls back (and says so in its command
+    // tag, not as an error): the failure is the statement's.
     const outcomes = await Promise.allSettled(answers);
     const failed = outcomes.find((outcome) => outcome.status === 'rejected');
     if (failed) throw failed.reason;

@@ -71,6 +71,31 @@ describe.each(STORE_KINDS)('allocations planned from their lookups on $kind', ({
     expect(await rows(pkg)).toEqual(['a 0', 'b 1']);
   });
 
+  it('stores a mixed batch in one round trip: both modes, a checksum twice, dotted revisions, two packages', async () => {
+    const dotted = freshPackage('dotted');
+    const empty = freshPackage('empty');
+    await store.importOne({ ...dotted, checksum: 'k', value: '1.2' });
+    await store.importOne({ ...dotted, checksum: 'top', value: '1.3' });
+    const requests = [
+      // No-history, known below the package maximum: moves above it.
+      await lookUp(dotted, 'k', false),
+      await lookUp(dotted, 'n', true),
+      // The same checksum again in the same batch: decided once.
+      await lookUp(dotted, 'n', true),
+      await lookUp(empty, 'x', false),
+    ];
+    const before = counter.roundTrips;
+    expect(await queries.allocate(requests)).toEqual([
+      { value: '1.4', isNew: true },
+      { value: '1.5', isNew: true },
+      { value: '1.5', isNew: false },
+      { value: '0', isNew: true },
+    ]);
+    expect(counter.roundTrips - before).toBe(1);
+    expect(await rows(dotted)).toEqual(['k 1.2', 'top 1.3', 'k 1.4', 'n 1.5']);
+    expect(await rows(empty)).toEqual(['x 0']);
+  });
+
   it('plans a lookup that an own earlier batch overtook from that batch’s rows, still in one round trip', async () => {
     const pkg = freshPackage('own');
     // Both lookups ran before either allocation, as when requests queue behind a batch in flight.
