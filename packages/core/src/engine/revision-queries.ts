@@ -17,6 +17,7 @@ import { type ChecksumKey, checksumId, type PackageKey, packageId, type Revision
 import {
   EXPORT_ROWS,
   INSERT_ROWS,
+  LOCK_AGAINST_IMPORTS,
   LOCK_PACKAGES,
   PACKAGE_HISTORY,
   READ_FACTS,
@@ -121,7 +122,7 @@ export function createRevisionQueries(db: Kysely<PrDatabase>, options: RevisionQ
   const optimism: Optimism = { ownStores: new OwnStores(), gate: new SeenFactsGate() };
   // A single session serialises writers by itself (see `singleSession`): no lock statements.
   const lockStatements = (packages: readonly PackageKey[]): PipelinedStatement[] =>
-    options.singleSession ? [] : [[LOCK_PACKAGES, lockParameters(packages)]];
+    options.singleSession ? [] : [[LOCK_AGAINST_IMPORTS, []], [LOCK_PACKAGES, lockParameters(packages)]];
   return {
     readFacts: (keys) => readFacts(db, keys),
 
@@ -363,10 +364,11 @@ async function packageHistory(db: Queryable, key: PackageKey, checksum: string |
 }
 
 /**
- * Serialises writers of the given packages across every connection and replica until the
- * transaction ends. Packages whose hashes collide merely take turns.
+ * Waits for a running bulk import, then serialises writers of the given packages across every
+ * connection and replica until the transaction ends. Packages whose hashes collide merely take turns.
  */
 async function lockPackagesInDatabase(trx: Transaction<PrDatabase>, packages: readonly PackageKey[]): Promise<void> {
+  await run(trx, LOCK_AGAINST_IMPORTS, []);
   await run(trx, LOCK_PACKAGES, lockParameters(packages));
 }
 

@@ -70,6 +70,14 @@ FROM (SELECT DISTINCT hashtext(p.version || chr(10) || p.pkgarch) AS id
       ORDER BY id OFFSET 0) AS l`;
 
 /**
+ * Taken by every writing transaction before it reads, after BEGIN: a bulk import (`prserv import`,
+ * `importRevisions`) holds the table in SHARE ROW EXCLUSIVE mode until it commits, so a writer
+ * waits for it here instead of reading what the import is about to change and deciding from that.
+ * Writers do not wait for each other: ROW EXCLUSIVE is the mode their inserts take anyway.
+ */
+export const LOCK_AGAINST_IMPORTS = 'LOCK TABLE prserv_revision IN ROW EXCLUSIVE MODE';
+
+/**
  * Stores rows with their provenance (client address, how, the package's maximum before);
  * `stored_at` takes its default, the database's clock. A row already present is left alone.
  */

@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Kysely } from 'kysely';
 import {
   createPrEngineOver,
   createRevisionQueries,
+  importRevisions,
   openPrStore,
+  type PrDatabase,
   type PipelinedSessions,
   type PrStore,
   type RevisionQueries,
@@ -32,6 +35,7 @@ describe.each(STORE_KINDS)('allocations planned from their lookups on $kind', ({
   let store: PrStore;
   let queries: RevisionQueries;
   let counter: ReturnType<typeof countRoundTrips>;
+  let db: Kysely<PrDatabase>;
 
   const freshPackage = (name: string) => ({ version: `${name}-${randomUUID().slice(0, 8)}`, pkgarch: 'core2-64' });
 
@@ -49,9 +53,10 @@ describe.each(STORE_KINDS)('allocations planned from their lookups on $kind', ({
     database = await create(`seen_facts_${kind}`);
     store = await openPrStore({
       database: database.url,
-      createEngine: (db, options) => {
+      createEngine: (kysely, options) => {
+        db = kysely;
         counter = countRoundTrips(options.pipelinedSessions!);
-        queries = createRevisionQueries(db, { singleSession: options.singleSession ?? false, pipelinedSessions: counter.sessions });
+        queries = createRevisionQueries(kysely, { singleSession: options.singleSession ?? false, pipelinedSessions: counter.sessions });
         return createPrEngineOver(queries, options);
       },
     });
@@ -94,6 +99,31 @@ describe.each(STORE_KINDS)('allocations planned from their lookups on $kind', ({
     expect(counter.roundTrips - before).toBe(1);
     expect(await rows(dotted)).toEqual(['k 1.2', 'top 1.3', 'k 1.4', 'n 1.5']);
     expect(await rows(empty)).toEqual(['x 0']);
+  });
+
+  // The embedded store is one session: an import and an allocation cannot overlap there.
+  it.runIf(kind === 'postgres')('decides nothing from what a running import is about to change', async () => {
+    const pkg = freshPackage('importing');
+    await store.getPr({ ...pkg, checksum: 'a', history: true });
+    let locked!: () => void;
+    let proceed!: () => void;
+    const importHoldsItsLock = new Promise<void>((resolve) => (locked = resolve));
+    const importMayGoOn = new Promise<void>((resolve) => (proceed = resolve));
+    // importRevisions takes its table lock before it reads the first row.
+    async function* source() {
+      locked();
+      await importMayGoOn;
+      yield { ...pkg, checksum: 'imported', value: '1' };
+    }
+    const importing = importRevisions(db, source());
+    await importHoldsItsLock;
+    // The general way (no lookup facts): its read, had it not waited, would see only 'a 0'.
+    const allocating = queries.allocate([{ ...pkg, checksum: 'b', history: true }]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    proceed();
+    expect((await importing).written).toBe(true);
+    expect(await allocating).toEqual([{ value: '2', isNew: true }]);
+    expect(await rows(pkg)).toEqual(['a 0', 'imported 1', 'b 2']);
   });
 
   it('plans a lookup that an own earlier batch overtook from that batch’s rows, still in one round trip', async () => {
