@@ -50,7 +50,9 @@ export async function inPipelinedTransaction<T>(
     begun = true;
     const answers = session.batch(() => {
       const sent: Promise<unknown[]>[] = [];
-      if (opening) sent.push(session.query('BEGIN', []));
+      // Read committed whatever the database's default: a statement behind a lock then sees what
+      // the lock's previous holders committed (see `writeTransaction` in revision-queries.ts).
+      if (opening) sent.push(session.query('BEGIN ISOLATION LEVEL READ COMMITTED', []));
       for (const [text, parameters] of statements) sent.push(session.query(text, parameters));
       if (commit) sent.push(session.query('COMMIT', []));
       return sent;

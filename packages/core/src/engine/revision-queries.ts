@@ -129,7 +129,7 @@ export function createRevisionQueries(db: Kysely<PrDatabase>, options: RevisionQ
     allocate: pipelinedSessions
       ? (requests) => allocatePipelined(pipelinedSessions, requests, lockStatements(requests), optimism)
       : (requests) =>
-          db.transaction().execute(async (trx) => {
+          writeTransaction(db).execute(async (trx) => {
             await lockPackages(trx, requests);
             // Read after the locks, in the transaction: the facts and freezes every replica committed.
             const plan = planAllocations(requests, await readWriteFacts(trx, requests));
@@ -138,7 +138,7 @@ export function createRevisionQueries(db: Kysely<PrDatabase>, options: RevisionQ
           }),
 
     allocateChained: (key, upstream, history) =>
-      db.transaction().execute(async (trx) => {
+      writeTransaction(db).execute(async (trx) => {
         await lockPackages(trx, [key]);
         const [facts] = await readWriteFacts(trx, [{ ...key, history }]);
         const decision = decideChainedGetPr(await readChainedFacts(trx, key, upstream, history, facts), upstream, history);
@@ -162,7 +162,7 @@ export function createRevisionQueries(db: Kysely<PrDatabase>, options: RevisionQ
     readChainedFacts: (key, upstream, history, known) => readChainedFacts(db, key, upstream, history, known),
 
     importOne: (row, keepHigher) =>
-      db.transaction().execute(async (trx) => {
+      writeTransaction(db).execute(async (trx) => {
         await lockPackages(trx, [row]);
         const [facts] = await readWriteFacts(trx, [{ ...row, history: false }]);
         if (facts!.frozenBy) throw frozenError(row, facts!.frozenBy, 'import-one may not store into it');
@@ -190,6 +190,16 @@ export function createRevisionQueries(db: Kysely<PrDatabase>, options: RevisionQ
 
     packageHistory: (key, checksum) => packageHistory(db, key, checksum),
   };
+}
+
+/**
+ * A transaction that writes: read committed, whatever the database's default, so that a statement
+ * run after the locks sees every row their previous holders committed. (Under repeatable read the
+ * transaction's snapshot would be taken by the statement that waits for the locks, before the
+ * holders commit.)
+ */
+function writeTransaction(db: Kysely<PrDatabase>) {
+  return db.transaction().setIsolationLevel('read committed');
 }
 
 async function run<R>(db: Queryable, text: string, parameters: readonly unknown[]): Promise<R[]> {

@@ -11,7 +11,9 @@ import {
   type PrStore,
   type RevisionQueries,
 } from '@prserv/core';
-import { STORE_KINDS, type TestDatabase } from '@prserv/test-support';
+import pg from 'pg';
+import { createPostgresDatabase, STORE_KINDS, type TestDatabase } from '@prserv/test-support';
+import { LOCK_PACKAGES } from '../../src/engine/revision-statements.js';
 
 /** Counts the round trips of pipelined sessions: one per `batch`. */
 function countRoundTrips(sessions: PipelinedSessions) {
@@ -184,5 +186,60 @@ describe.each(STORE_KINDS)('allocations planned from their lookups on $kind', ({
     ]);
     expect(await rows(moved)).toEqual(['imported 2', 'a 3']);
     expect(await rows(still)).toEqual(['a 0', 'b 1']);
+  });
+});
+
+describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('allocations on a database whose default isolation is repeatable read', () => {
+  let database: TestDatabase;
+  let store: PrStore;
+  let queries: RevisionQueries;
+  let holder: pg.Client;
+
+  beforeAll(async () => {
+    database = await createPostgresDatabase('repeatable_read');
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    await admin.query(
+      `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = %L', current_database(), 'repeatable read'); END $$`,
+    );
+    await admin.end();
+    store = await openPrStore({
+      database: database.url,
+      createEngine: (kysely, options) => {
+        queries = createRevisionQueries(kysely, { singleSession: false, ...(options.pipelinedSessions ? { pipelinedSessions: options.pipelinedSessions } : {}) });
+        return createPrEngineOver(queries, options);
+      },
+    });
+    holder = new pg.Client({ connectionString: database.url });
+    await holder.connect();
+  });
+
+  afterAll(async () => {
+    await holder?.end();
+    await store?.close();
+    await database?.drop();
+  });
+
+  it('reads, behind the package lock, what the lock’s previous holder committed', async () => {
+    const pkg = { version: 'rr-1.0-r0', pkgarch: 'core2-64' };
+    expect((await holder.query<{ default_transaction_isolation: string }>('SHOW default_transaction_isolation')).rows[0]!.default_transaction_isolation).toBe('repeatable read');
+    await store.getPr({ ...pkg, checksum: 'a', history: true });
+    // Another writer holds the package's lock and stores 1, as another replica would.
+    await holder.query('BEGIN');
+    await holder.query(LOCK_PACKAGES, [[pkg.version], [pkg.pkgarch]]);
+    await holder.query(
+      `INSERT INTO prserv_revision (version, pkgarch, checksum, value) VALUES ($1, $2, 'other', '1')`,
+      [pkg.version, pkg.pkgarch],
+    );
+    // The general way (no lookup facts): it waits for the lock, then reads.
+    const allocating = queries.allocate([{ ...pkg, checksum: 'b', history: true }]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await holder.query('COMMIT');
+    expect(await allocating).toEqual([{ value: '2', isNew: true }]);
+    expect((await store.exportRows({ ...pkg, checksum: null, history: true })).map((row) => `${row.checksum} ${row.value}`)).toEqual([
+      'a 0',
+      'other 1',
+      'b 2',
+    ]);
   });
 });

@@ -56,7 +56,7 @@ describe('pipelined embedded-store transactions', () => {
     });
     expect(result).toEqual({ inserted: [{ v: 'a' }, { v: 'b' }], more: [{ v: 'c' }] });
     expect(calls).toEqual([
-      "BEGIN;\nEXECUTE pipelined_insert(E'{\"a\",\"b\"}')",
+      "BEGIN ISOLATION LEVEL READ COMMITTED;\nEXECUTE pipelined_insert(E'{\"a\",\"b\"}')",
       "EXECUTE pipelined_insert(E'{\"c\"}');\nCOMMIT",
     ]);
     expect(await stored()).toEqual(['a', 'b', 'c']);
@@ -100,6 +100,6 @@ describe('pipelined embedded-store transactions', () => {
       return rows;
     });
     expect(counted).toEqual([{ n: 1 }]);
-    expect(calls).toEqual(['BEGIN', 'INSERT INTO pipelined VALUES ($1)', 'SELECT count(*)::int AS n FROM pipelined WHERE v = $1', 'COMMIT']);
+    expect(calls).toEqual(['BEGIN ISOLATION LEVEL READ COMMITTED', 'INSERT INTO pipelined VALUES ($1)', 'SELECT count(*)::int AS n FROM pipelined WHERE v = $1', 'COMMIT']);
   });
 });

@@ -19,6 +19,7 @@ import { toPrStoreError } from '../../src/errors/pr-store-error.js';
 
 /** PostgreSQL's SQLSTATE for a write in a read-only transaction (`read_only_sql_transaction`). */
 const READ_ONLY_SQL_TRANSACTION = '25006';
+const INSUFFICIENT_PRIVILEGE = '42501';
 
 interface OpenedStore {
   readonly store: PrStore;
@@ -131,27 +132,29 @@ async function driveEveryRequest(store: PrStore): Promise<void> {
 
 /**
  * Writes as a buggy engine would, through the store's own database handle: plain SQL, and the
- * engine's own write path (package locks, facts, the INSERT, as prepared statements where the store
- * prepares them). Each must fail in PostgreSQL with 25006.
+ * engine's own write path (the table lock, package locks, facts, the INSERT, as prepared
+ * statements where the store prepares them). Each must fail in PostgreSQL with 25006; with a role
+ * that may only read (`readOnlyRole`), the write path fails earlier, at its table lock, with 42501.
  */
-async function expectEveryWriteRefused(db: Kysely<PrDatabase>, kind: string): Promise<void> {
+async function expectEveryWriteRefused(db: Kysely<PrDatabase>, kind: string, readOnlyRole = false): Promise<void> {
   const queries = createRevisionQueries(db, { singleSession: kind === 'embedded' });
+  const writePathRefusal = readOnlyRole ? INSUFFICIENT_PRIVILEGE : READ_ONLY_SQL_TRANSACTION;
   // One at a time, each awaited before the next starts, so that no refusal goes unhandled.
-  const attempts: (() => Promise<unknown>)[] = [
-    () => sql`INSERT INTO prserv_revision (version, pkgarch, checksum, value) VALUES ('w', 'w', 'w', '0')`.execute(db),
-    () => sql`UPDATE prserv_revision SET value = '99' WHERE checksum = 'c0'`.execute(db),
-    () => sql`DELETE FROM prserv_revision`.execute(db),
-    () => sql`TRUNCATE prserv_revision`.execute(db),
-    () => sql`DROP INDEX prserv_revision_package`.execute(db),
-    () => db.transaction().execute((trx) => sql`DELETE FROM kysely_migration`.execute(trx)),
-    () => queries.allocate([{ ...pkgA, checksum: 'sneaky', history: false }]),
-    () => queries.allocateChained({ ...pkgA, checksum: 'sneaky' }, { packageMax: null, checksumValue: null }, false),
-    () => queries.importOne({ ...pkgA, checksum: 'sneaky', value: '100' }, false),
-    () => queries.importOne({ ...pkgA, checksum: 'c0', value: '100' }, true),
+  const attempts: [() => Promise<unknown>, string][] = [
+    [() => sql`INSERT INTO prserv_revision (version, pkgarch, checksum, value) VALUES ('w', 'w', 'w', '0')`.execute(db), READ_ONLY_SQL_TRANSACTION],
+    [() => sql`UPDATE prserv_revision SET value = '99' WHERE checksum = 'c0'`.execute(db), READ_ONLY_SQL_TRANSACTION],
+    [() => sql`DELETE FROM prserv_revision`.execute(db), READ_ONLY_SQL_TRANSACTION],
+    [() => sql`TRUNCATE prserv_revision`.execute(db), READ_ONLY_SQL_TRANSACTION],
+    [() => sql`DROP INDEX prserv_revision_package`.execute(db), READ_ONLY_SQL_TRANSACTION],
+    [() => db.transaction().execute((trx) => sql`DELETE FROM kysely_migration`.execute(trx)), READ_ONLY_SQL_TRANSACTION],
+    [() => queries.allocate([{ ...pkgA, checksum: 'sneaky', history: false }]), writePathRefusal],
+    [() => queries.allocateChained({ ...pkgA, checksum: 'sneaky' }, { packageMax: null, checksumValue: null }, false), writePathRefusal],
+    [() => queries.importOne({ ...pkgA, checksum: 'sneaky', value: '100' }, false), writePathRefusal],
+    [() => queries.importOne({ ...pkgA, checksum: 'c0', value: '100' }, true), writePathRefusal],
   ];
-  for (const attempt of attempts) {
+  for (const [attempt, code] of attempts) {
     const error = await rejectionOf(attempt());
-    expect(error).toMatchObject({ code: READ_ONLY_SQL_TRANSACTION });
+    expect(error).toMatchObject({ code });
     // Classified as any refused statement: logged as an error, its SQL kept off the wire.
     expect(toPrStoreError(error, 'allocate a revision')).toMatchObject({ code: 'DATABASE_ERROR', cause: error });
   }
@@ -329,7 +332,7 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('read-only s
     const { store, db } = await openKeepingHandle({ database: urlAs(database, role), readOnly: true });
     try {
       await driveEveryRequest(store);
-      await expectEveryWriteRefused(db, 'postgres');
+      await expectEveryWriteRefused(db, 'postgres', true);
       expect(await contentsOf(db)).toEqual(written);
     } finally {
       await store.close();
