@@ -109,8 +109,8 @@ export interface PrEngineOptions {
    */
   readonly singleSession?: boolean;
   /**
-   * Sessions that pipeline statements: an allocation batch then takes two round trips instead
-   * of five (see `RevisionQueriesOptions`). Default none.
+   * Sessions that pipeline statements: an allocation batch then takes one or two round trips
+   * instead of six (see `RevisionQueriesOptions`). Default none.
    */
   readonly pipelinedSessions?: PipelinedSessions;
   /**

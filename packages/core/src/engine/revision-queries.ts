@@ -109,7 +109,8 @@ export interface RevisionQueriesOptions {
   readonly singleSession?: boolean;
   /**
    * Sessions that send statements without waiting for earlier answers. When given, an allocation
-   * batch takes two round trips (BEGIN, locks and read; insert and COMMIT) instead of five (four
+   * batch whose requests bring their lookups' facts (`seen`) takes one round trip while those
+   * facts hold, otherwise two (BEGIN, locks and read; insert and COMMIT), instead of six (five
    * without locks). Default: none (every statement waits for the one before).
    */
   readonly pipelinedSessions?: PipelinedSessions;
