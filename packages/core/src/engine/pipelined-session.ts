@@ -1,17 +1,17 @@
 /**
- * One database session (a pooled PostgreSQL connection) that sends each statement at once,
- * without waiting for the answers to the statements before it: the server runs them in the
- * order sent and answers in that order (PostgreSQL's extended-protocol pipelining). Several
- * statements then cost one network round trip instead of one each.
- *
- * A statement that fails leaves the session's transaction aborted; the ones sent after it fail
- * too ("current transaction is aborted") until a ROLLBACK.
+ * One database session (a pooled PostgreSQL connection) that sends several statements at once,
+ * without waiting for the answers to the ones before: the server runs them in the order sent and
+ * answers them together (PostgreSQL's extended protocol with one Sync for the group). A group then
+ * costs one network round trip, one write and one read on each side, instead of one each.
  */
 export interface PipelinedSession {
-  /** Sends the statement now; settles with its rows once the server has answered it. */
-  query<R>(text: string, parameters: readonly unknown[]): Promise<R[]>;
-  /** Runs `send`, holding back what it sends until it returns: one write instead of one per statement. */
-  batch<T>(send: () => T): T;
+  /**
+   * Sends `statements` as one group and settles once the server has answered all of them: with
+   * the rows of each, in order. The server stops at the first statement that fails and skips the
+   * rest of the group; that statement's error is thrown. Inside a transaction block (after BEGIN)
+   * the transaction is then aborted, and only a ROLLBACK ends it.
+   */
+  run(statements: readonly PipelinedStatement[]): Promise<unknown[][]>;
   /** Gives the session back to its pool; a `broken` one (state unknown) is closed instead. */
   release(broken: boolean): void;
 }
@@ -21,6 +21,10 @@ export type PipelinedSessions = () => Promise<PipelinedSession>;
 
 /** A statement and its parameters. */
 export type PipelinedStatement = readonly [text: string, parameters: readonly unknown[]];
+
+const BEGIN: PipelinedStatement = ['BEGIN ISOLATION LEVEL READ COMMITTED', []];
+const COMMIT: PipelinedStatement = ['COMMIT', []];
+const ROLLBACK: PipelinedStatement = ['ROLLBACK', []];
 
 /** What {@link inPipelinedTransaction} hands to its work. */
 export interface PipelinedTransaction {
@@ -48,26 +52,14 @@ export async function inPipelinedTransaction<T>(
     if (committed) throw new Error('the pipelined transaction has already committed');
     const opening = !begun;
     begun = true;
-    const answers = session.batch(() => {
-      const sent: Promise<unknown[]>[] = [];
-      // Read committed whatever the database's default: a statement behind a lock then sees what
-      // the lock's previous holders committed (see `writeTransaction` in revision-queries.ts).
-      if (opening) sent.push(session.query('BEGIN ISOLATION LEVEL READ COMMITTED', []));
-      for (const [text, parameters] of statements) sent.push(session.query(text, parameters));
-      if (commit) sent.push(session.query('COMMIT', []));
-      return sent;
-    });
-    // Every answer settles before any is looked at: none is left rejected unheard. BEGIN cannot
-    // fail while what follows it succeeds: a session is handed out idle (a failed transaction is
-    // rolled back, or its connection closed, before the session goes back), and BEGIN fails only
-    // on a connection that is lost or inside an aborted transaction, where every statement after
-    // it fails too. A COMMIT behind a failed statement rolls back (and says so in its command
-    // tag, not as an error): the failure is the statement's.
-    const outcomes = await Promise.allSettled(answers);
-    const failed = outcomes.find((outcome) => outcome.status === 'rejected');
-    if (failed) throw failed.reason;
+    // Read committed whatever the database's default: a statement behind a lock then sees what
+    // the lock's previous holders committed (see `writeTransaction` in revision-queries.ts).
+    const group = opening ? [BEGIN, ...statements] : [...statements];
+    if (commit) group.push(COMMIT);
+    // A failure anywhere leaves the transaction open (aborted, or never committed): the catch
+    // below rolls it back.
+    const rows = await session.run(group);
     if (commit) committed = true;
-    const rows = outcomes.map((outcome) => (outcome as PromiseFulfilledResult<unknown[]>).value);
     return rows.slice(opening ? 1 : 0, commit ? -1 : undefined);
   };
   try {
@@ -80,7 +72,7 @@ export async function inPipelinedTransaction<T>(
   } catch (error) {
     if (begun && !committed) {
       try {
-        await session.query('ROLLBACK', []);
+        await session.run([ROLLBACK]);
       } catch {
         broken = true;
       }

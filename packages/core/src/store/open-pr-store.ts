@@ -247,7 +247,7 @@ async function openPostgres(url: string, poolSize: number, options: OpenPrStoreO
   const afterMigration = readOnly ? () => checkSessionReadOnly(db) : undefined;
   const poolFigures = () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
   // A read-only store never allocates; its sessions stay as they are.
-  const pipelinedSessions = readOnly ? undefined : pipelinedPgSessions(pool, REQUEST_PATH_SETTINGS);
+  const pipelinedSessions = readOnly ? undefined : pipelinedPgSessions(pool, REQUEST_PATH_SETTINGS, options.preparedStatements === false ? new Map() : REQUEST_PATH_STATEMENTS);
   return { kind: 'postgres', location: redactUrl(url), db, migrate, afterMigration, poolFigures, pipelinedSessions, close };
 }
 

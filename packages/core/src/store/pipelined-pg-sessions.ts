@@ -1,23 +1,15 @@
 import type pg from 'pg';
 import type { PipelinedSessions } from '../engine/pipelined-session.js';
-
-/** The parts of a `pg.PoolClient` that pipelining uses beyond its typed surface. */
-interface PipelineCapableClient {
-  /** pg's pipeline mode: each query goes out at once instead of after the previous answer. */
-  pipeline?: boolean;
-  readonly connection?: { readonly stream?: { cork?(): void; uncork?(): void } };
-}
+import { StatementGroup } from './statement-group.js';
 
 /**
- * {@link PipelinedSessions} over a pg pool: a checked-out connection runs in pg's pipeline mode
- * while it is out, and back in the pool it queues statements as every other user expects. A
- * connection first gets `sessionSettings` (the request path's session settings, which Kysely
- * applies to the connections it opens itself).
- *
- * A pg without pipeline mode (before 8.23) ignores the switch and sends each statement after
- * the previous answer: the same results, one round trip per statement.
+ * {@link PipelinedSessions} over a pg pool: each `run` goes to the server as one
+ * {@link StatementGroup}, one write answered by one read. A connection first gets
+ * `sessionSettings` (the request path's session settings, which Kysely applies to the
+ * connections it opens itself). Statements named in `names` are prepared once per connection,
+ * sharing pg's record with the pool's other users; the others are parsed each time.
  */
-export function pipelinedPgSessions(pool: pg.Pool, sessionSettings: string): PipelinedSessions {
+export function pipelinedPgSessions(pool: pg.Pool, sessionSettings: string, names: ReadonlyMap<string, string> = new Map()): PipelinedSessions {
   const settled = new WeakSet<pg.PoolClient>();
   return async () => {
     const client = await pool.connect();
@@ -30,22 +22,15 @@ export function pipelinedPgSessions(pool: pg.Pool, sessionSettings: string): Pip
       }
       settled.add(client);
     }
-    const capable = client as unknown as PipelineCapableClient;
-    capable.pipeline = true;
-    const stream = capable.connection?.stream;
+    const parseType = (dataTypeId: number) => client.getTypeParser(dataTypeId, 'text') as (text: string) => unknown;
     return {
-      query: async <R>(text: string, parameters: readonly unknown[]) =>
-        (await client.query(text, parameters as unknown[])).rows as R[],
-      batch<T>(send: () => T): T {
-        stream?.cork?.();
-        try {
-          return send();
-        } finally {
-          stream?.uncork?.();
-        }
-      },
+      run: (statements) =>
+        new Promise<unknown[][]>((resolve, reject) => {
+          const group = new StatementGroup(statements, names, parseType);
+          group.callback = (error, rows) => (error ? reject(error) : resolve(rows!));
+          client.query(group as unknown as pg.Submittable);
+        }),
       release(broken: boolean) {
-        capable.pipeline = false;
         client.release(broken ? new Error('a pipelined session ended in an unknown state') : undefined);
       },
     };

@@ -15,16 +15,15 @@ import pg from 'pg';
 import { createPostgresDatabase, STORE_KINDS, type TestDatabase } from '@prserv/test-support';
 import { LOCK_PACKAGES } from '../../src/engine/revision-statements.js';
 
-/** Counts the round trips of pipelined sessions: one per `batch`. */
+/** Counts the round trips of pipelined sessions: one per `run`. */
 function countRoundTrips(sessions: PipelinedSessions) {
   const counter = { roundTrips: 0, sessions: undefined as unknown as PipelinedSessions };
   counter.sessions = async () => {
     const session = await sessions();
     return {
-      query: (text, parameters) => session.query(text, parameters),
-      batch: (send) => {
+      run: (statements) => {
         counter.roundTrips += 1;
-        return session.batch(send);
+        return session.run(statements);
       },
       release: (broken) => session.release(broken),
     };

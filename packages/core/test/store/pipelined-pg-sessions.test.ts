@@ -56,7 +56,6 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('pipelined P
     const client = await pool.connect();
     try {
       expect((await client.query<{ state: string }>('SELECT 1 AS state')).rows).toEqual([{ state: 1 }]);
-      expect((client as unknown as { pipeline?: boolean }).pipeline).toBe(false);
     } finally {
       client.release();
     }
@@ -87,6 +86,101 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('pipelined P
     expect(await stored()).toEqual([]);
     await inPipelinedTransaction(sessions, (transaction) => transaction.commitWith([['INSERT INTO pipelined VALUES ($1)', [4]]]));
     expect(await stored()).toEqual([4]);
+  });
+
+  /** A one-connection pool of its own, and the client it holds once connected. */
+  const ownPool = () => {
+    const own = new pg.Pool({ connectionString: database.url, max: 1 });
+    const clients: pg.PoolClient[] = [];
+    own.on('connect', (client) => clients.push(client));
+    return { own, clients };
+  };
+
+  it('answer a whole group at once: one ReadyForQuery however many statements', async () => {
+    const { own, clients } = ownPool();
+    try {
+      const session = await pipelinedPgSessions(own, 'SELECT 1')();
+      const counted = { ready: 0 };
+      const connection = (clients[0] as unknown as { connection: { on(event: string, listener: () => void): void } }).connection;
+      connection.on('readyForQuery', () => (counted.ready += 1));
+      try {
+        const rows = await session.run([
+          ['BEGIN', []],
+          ['INSERT INTO pipelined VALUES ($1), ($2)', [5, 6]],
+          ['SELECT v, v > $1 AS big FROM pipelined ORDER BY v', [5]],
+          ['COMMIT', []],
+        ]);
+        expect(rows).toEqual([[], [], [{ v: 5, big: false }, { v: 6, big: true }], []]);
+        expect(counted.ready).toBe(1);
+      } finally {
+        session.release(false);
+      }
+    } finally {
+      await own.end();
+    }
+  });
+
+  it('prepare named statements once per connection, shared with the pool’s own named queries', async () => {
+    const { own } = ownPool();
+    const insert = 'INSERT INTO pipelined VALUES ($1)';
+    const count = 'SELECT count(*)::int AS n FROM pipelined WHERE v = ANY($1::int[])';
+    const named = pipelinedPgSessions(own, 'SELECT 1', new Map([[insert, 'group_insert'], [count, 'group_count']]));
+    const runOnce = async (statements: [string, unknown[]][]) => {
+      const session = await named();
+      try {
+        return await session.run(statements);
+      } finally {
+        session.release(false);
+      }
+    };
+    try {
+      await runOnce([[insert, [1]], [count, [[1, 2]]]]);
+      // pg's own query by the same name reuses the statement the group prepared, and the other way round.
+      expect((await own.query({ name: 'group_count', text: count, values: [[1, 2, 3]] })).rows).toEqual([{ n: 1 }]);
+      await own.query({ name: 'pool_first', text: 'SELECT $1::int AS v', values: [7] });
+      const reuse = pipelinedPgSessions(own, 'SELECT 1', new Map([['SELECT $1::int AS v', 'pool_first']]));
+      const session = await reuse();
+      expect(await session.run([['SELECT $1::int AS v', [8]]])).toEqual([[{ v: 8 }]]);
+      session.release(false);
+      expect(await runOnce([[insert, [2]], [count, [[1, 2]]]])).toEqual([[], [{ n: 2 }]]);
+      const prepared = await own.query<{ name: string }>('SELECT name FROM pg_prepared_statements ORDER BY name');
+      expect(prepared.rows.map((row) => row.name)).toEqual(['group_count', 'group_insert', 'pool_first']);
+    } finally {
+      await own.end();
+    }
+  });
+
+  it('skip the rest of a group after a failure, and parse later what it skipped', async () => {
+    const { own } = ownPool();
+    const insert = 'INSERT INTO pipelined VALUES ($1)';
+    const count = 'SELECT count(*)::int AS n FROM pipelined';
+    const named = pipelinedPgSessions(own, 'SELECT 1', new Map([[insert, 'skip_insert'], [count, 'skip_count']]));
+    try {
+      await own.query('INSERT INTO pipelined VALUES (1)');
+      const session = await named();
+      try {
+        await expect(session.run([[insert, [2]], [insert, [2]], [count, []]])).rejects.toMatchObject({ code: '23505' });
+        // Without BEGIN the group was one implicit transaction, rolled back at the failure; the
+        // count, sent for parsing but skipped, is parsed when next sent.
+        expect(await session.run([[count, []]])).toEqual([[{ n: 1 }]]);
+      } finally {
+        session.release(false);
+      }
+    } finally {
+      await own.end();
+    }
+  });
+
+  it('refuse a value it cannot bind before sending anything', async () => {
+    const session = await sessions();
+    try {
+      await expect(session.run([['BEGIN', []], ['INSERT INTO pipelined VALUES ($1)', [{ v: 1 }]]])).rejects.toThrow(/cannot bind object/);
+      // Nothing went out: no transaction was begun, the connection serves the next group.
+      expect(await session.run([['SELECT 1 AS one', []]])).toEqual([[{ one: 1 }]]);
+    } finally {
+      session.release(false);
+    }
+    expect(await stored()).toEqual([]);
   });
 
   it('hold a lock from the first round trip to the commit: a second transaction reads after it', async () => {
