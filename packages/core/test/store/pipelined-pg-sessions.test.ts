@@ -171,6 +171,17 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('pipelined P
     }
   });
 
+  it('bind text arrays exactly: quotes, backslashes, commas, braces, "NULL" and null', async () => {
+    const values = ['a', null, 'NULL', 'x,y', '{z}', 'q"\\', ' lead', ''];
+    const session = await sessions();
+    try {
+      const [rows] = await session.run([['SELECT $1::text[] AS a, $2::boolean[] AS b', [values, [true, null, false]]]]);
+      expect(rows).toEqual([{ a: values, b: [true, null, false] }]);
+    } finally {
+      session.release(false);
+    }
+  });
+
   it('refuse a value it cannot bind before sending anything', async () => {
     const session = await sessions();
     try {
