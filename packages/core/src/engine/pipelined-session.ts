@@ -48,8 +48,11 @@ export async function inPipelinedTransaction<T>(
   let begun = false;
   let committed = false;
   let broken = false;
+  let failed = false;
   const sendAll = async (statements: readonly PipelinedStatement[], commit: boolean): Promise<unknown[][]> => {
     if (committed) throw new Error('the pipelined transaction has already committed');
+    // After a failure the transaction is aborted: a COMMIT would roll it back without an error.
+    if (failed) throw new Error('the pipelined transaction failed; it can only be rolled back');
     const opening = !begun;
     begun = true;
     // Read committed whatever the database's default: a statement behind a lock then sees what
@@ -58,7 +61,13 @@ export async function inPipelinedTransaction<T>(
     if (commit) group.push(COMMIT);
     // A failure anywhere leaves the transaction open (aborted, or never committed): the catch
     // below rolls it back.
-    const rows = await session.run(group);
+    let rows: unknown[][];
+    try {
+      rows = await session.run(group);
+    } catch (error) {
+      failed = true;
+      throw error;
+    }
     if (commit) committed = true;
     return rows.slice(opening ? 1 : 0, commit ? -1 : undefined);
   };

@@ -2,6 +2,15 @@ import type pg from 'pg';
 import type { PipelinedSessions } from '../engine/pipelined-session.js';
 import { StatementGroup } from './statement-group.js';
 
+interface ConnectionHolder {
+  readonly connection?: { readonly stream?: { destroy?(): void } };
+}
+
+/** An error the server sent (pg's DatabaseError carries its severity); not a local one. */
+function isServerError(error: Error): boolean {
+  return typeof (error as { severity?: unknown }).severity === 'string';
+}
+
 /**
  * {@link PipelinedSessions} over a pg pool: each `run` goes to the server as one
  * {@link StatementGroup}, one write answered by one read. A connection first gets
@@ -27,7 +36,16 @@ export function pipelinedPgSessions(pool: pg.Pool, sessionSettings: string, name
       run: (statements) =>
         new Promise<unknown[][]>((resolve, reject) => {
           const group = new StatementGroup(statements, names, parseType);
-          group.callback = (error, rows) => (error ? reject(error) : resolve(rows!));
+          group.callback = (error, rows) => {
+            if (!error) return resolve(rows!);
+            // Failed before the server answered (pg's query_timeout, a lost connection): the group
+            // may still be running there, and the ROLLBACK would queue behind it. Closing the
+            // connection fails that at once and the pool replaces it. What the server already
+            // received may still run to its end: its outcome is unknown, and nothing of it was
+            // answered (the statement_timeout of every session ends a stuck statement sooner).
+            if (group.inFlight && !isServerError(error)) (client as unknown as ConnectionHolder).connection?.stream?.destroy?.();
+            reject(error);
+          };
           client.query(group as unknown as pg.Submittable);
         }),
       release(broken: boolean) {

@@ -33,7 +33,8 @@ export type TypeParserLookup = (dataTypeId: number) => (text: string) => unknown
  * Statements named in `names` are parsed once per connection and bound by name afterwards; pg's
  * record of parsed statements is shared, so its own queries and groups never parse one twice. The
  * server runs the statements in order and, at the first error, skips the rest of the group up to
- * the Sync: the group fails with that error.
+ * the Sync: the group fails with that error. COPY is refused (the server would wait for its data
+ * while the rest of the group arrives).
  */
 export class StatementGroup {
   /** Set by pg's `client.query` (wrapped there for its query timeout): called once, with rows or an error. */
@@ -47,6 +48,9 @@ export class StatementGroup {
   /** Names this group sent for parsing. */
   #parsing: string[] = [];
   #connection: GroupConnection | undefined;
+  #parseError: Error | undefined;
+  #sent = false;
+  #answered = false;
   #settled = false;
 
   constructor(statements: readonly PipelinedStatement[], names: ReadonlyMap<string, string>, parseType: TypeParserLookup) {
@@ -67,11 +71,19 @@ export class StatementGroup {
     return this.#statements[this.#rows.length]?.[0];
   }
 
+  /** True from the group's write until the server's ReadyForQuery: the server may be running it. */
+  get inFlight(): boolean {
+    return this.#sent && !this.#answered;
+  }
+
   submit(connection: GroupConnection): Error | null {
     this.#connection = connection;
     const submitted = connection.submittedNamedStatements;
     // Everything that can be refused is checked before anything is written: a refused group
     // sends nothing (pg then fails it through `handleError`).
+    // COPY would leave the server waiting for data while the rest of the group arrives.
+    const copy = this.#statements.find(([text]) => /^\s*copy\b/i.test(text));
+    if (copy) return new Error('COPY cannot be sent in a statement group');
     let values: (string | null)[][];
     try {
       values = this.#statements.map(([, parameters]) => parameters.map(toBindText));
@@ -89,6 +101,7 @@ export class StatementGroup {
     const clash = parses.find((parse) => parse instanceof Error);
     if (clash) return clash;
     // One write for the whole group.
+    this.#sent = true;
     connection.stream.cork?.();
     try {
       this.#statements.forEach(([text], index) => {
@@ -116,11 +129,19 @@ export class StatementGroup {
   }
 
   handleDataRow(message: { fields: (string | null)[] }): void {
+    if (this.#parseError) return;
     const row: Record<string, unknown> = {};
-    message.fields.forEach((text, index) => {
-      const column = this.#parsers[index]!;
-      row[column.name] = text === null ? null : column.parse(text);
-    });
+    try {
+      message.fields.forEach((text, index) => {
+        const column = this.#parsers[index]!;
+        row[column.name] = text === null ? null : column.parse(text);
+      });
+    } catch (error) {
+      // A type parser that throws (a library user's own) fails the group once the server has
+      // answered it all: thrown here, it would escape pg's socket handler and desynchronise it.
+      this.#parseError = error as Error;
+      return;
+    }
     this.#current.push(row);
   }
 
@@ -145,6 +166,11 @@ export class StatementGroup {
   }
 
   handleReadyForQuery(): void {
+    this.#answered = true;
+    if (this.#parseError) {
+      this.#fail(this.#parseError);
+      return;
+    }
     if (this.#settled) return;
     this.#settled = true;
     this.callback?.(null, this.#rows);
@@ -185,7 +211,8 @@ export function toBindText(value: unknown): string | null {
   if (typeof value === 'string') return value;
   if (typeof value === 'boolean') return value ? 'true' : 'false';
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-  if (Array.isArray(value)) return `{${value.map(arrayElement).join(',')}}`;
+  // Array.from visits holes too (map skips them): a hole binds as NULL, as in pg.
+  if (Array.isArray(value)) return `{${Array.from(value, arrayElement).join(',')}}`;
   throw new TypeError(`cannot bind ${typeof value} as a statement parameter`);
 }
 

@@ -194,6 +194,75 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('pipelined P
     expect(await stored()).toEqual([]);
   });
 
+  it('close a connection whose group outlived pg’s query timeout, and fail at once what waits behind it', async () => {
+    const slow = new pg.Pool({ connectionString: database.url, max: 1, query_timeout: 1_000 });
+    // As the store does: a connection closed under a client reports there, not as a crash.
+    slow.on('error', () => undefined);
+    slow.on('connect', (client) => client.on('error', () => undefined));
+    const slowSessions = pipelinedPgSessions(slow, 'SET application_name = slow');
+    try {
+      const started = Date.now();
+      const failure = inPipelinedTransaction(slowSessions, (transaction) =>
+        transaction.commitWith([
+          ['SELECT pg_sleep(3)', []],
+          ['INSERT INTO pipelined VALUES ($1)', [9]],
+        ]),
+      );
+      await expect(failure).rejects.toThrow(/timeout/);
+      // Failed at the timeout (1 s): the ROLLBACK did not wait behind the group for a timeout of its own (2 s).
+      expect(Date.now() - started).toBeLessThan(1_600);
+      // The pool opens a new connection for the next transaction. (The group, already with the
+      // server, may still run to its end: nothing of it was acknowledged.)
+      await inPipelinedTransaction(slowSessions, (transaction) => transaction.commitWith([['INSERT INTO pipelined VALUES ($1)', [10]]]));
+      expect(await stored()).toContain(10);
+    } finally {
+      await slow.end();
+    }
+  });
+
+  it('fail a group whose type parser throws, once answered, and keep the connection in step', async () => {
+    const refusing = new pg.Pool({
+      connectionString: database.url,
+      max: 1,
+      types: {
+        getTypeParser: ((oid: number, format?: string) =>
+          oid === 23
+            ? () => {
+                throw new Error('no int4 here');
+              }
+            : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+      },
+    });
+    try {
+      const session = await pipelinedPgSessions(refusing, 'SET application_name = refusing')();
+      try {
+        await expect(session.run([['SELECT 1::int4 AS n', []], ['SELECT $1::text AS t', ['after']]])).rejects.toThrow(/no int4 here/);
+        expect(await session.run([['SELECT $1::text AS t', ['next']]])).toEqual([[{ t: 'next' }]]);
+      } finally {
+        session.release(false);
+      }
+    } finally {
+      await refusing.end();
+    }
+  });
+
+  it('refuse COPY in a group, and a COMMIT after a failed round trip', async () => {
+    const session = await sessions();
+    try {
+      await expect(session.run([['COPY pipelined FROM STDIN', []], ['SELECT 1', []]])).rejects.toThrow(/COPY cannot be sent/);
+    } finally {
+      session.release(false);
+    }
+    const failure = inPipelinedTransaction(sessions, async (transaction) => {
+      await transaction.send([['INSERT INTO pipelined VALUES ($1)', [1]]]);
+      // The work swallows a failure and tries to commit what came before it.
+      await transaction.send([['INSERT INTO pipelined VALUES ($1)', [1]]]).catch(() => undefined);
+      return transaction.commitWith([]);
+    });
+    await expect(failure).rejects.toThrow(/can only be rolled back/);
+    expect(await stored()).toEqual([]);
+  });
+
   it('hold a lock from the first round trip to the commit: a second transaction reads after it', async () => {
     // Two transactions on two connections take the same lock and read-then-write: had the lock
     // been released between round trips, both would read 0 and the second insert would collide.

@@ -15,6 +15,9 @@ describe('toBindText', () => {
     expect(toBindText([])).toBe('{}');
     expect(toBindText(['a', null, 'NULL', 'x,y', '{z}', 'q"\\'])).toBe('{"a",NULL,"NULL","x,y","{z}","q\\"\\\\"}');
     expect(toBindText([true, false, null])).toBe('{"true","false",NULL}');
+    // A hole in a sparse array is NULL, as pg binds it.
+    // eslint-disable-next-line no-sparse-arrays
+    expect(toBindText(['1', , '3'])).toBe('{"1",NULL,"3"}');
   });
 
   it('refuses what it cannot spell', () => {
