@@ -60,6 +60,8 @@ describe('prserv server --http (as a process)', () => {
     expect(final.get('prserv_allocations_total')).toBeGreaterThanOrEqual(report.requests * 0.2);
     expect(final.get('prserv_batch_size_count{kind="read"}')).toBeGreaterThan(0);
     expect(final.get('prserv_batch_size_count{kind="write"}')).toBeGreaterThan(0);
+    // One server alone: its write batches are stored on their first try, from their lookups' facts.
+    expect(final.get('prserv_write_batches_total{path="first_try"}')).toBeGreaterThan(0);
     expect(final.has('prserv_db_pool_connections{state="in_use"}')).toBe(true);
     expect(final.get('prserv_db_pool_connections{state="waiting"}')).toBe(0);
   }, 60_000);

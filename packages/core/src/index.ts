@@ -36,7 +36,7 @@ export type {
   UpstreamPrSource,
 } from './engine/pr-engine.js';
 export { createRevisionQueries } from './engine/revision-queries.js';
-export type { ExportFilter, FactsKey, RevisionQueries, RevisionQueriesOptions, StoredRevision } from './engine/revision-queries.js';
+export type { ExportFilter, FactsKey, RevisionQueries, RevisionQueriesOptions, StoredRevision, WriteBatchPath } from './engine/revision-queries.js';
 export { inPipelinedTransaction } from './engine/pipelined-session.js';
 export type { PipelinedSession, PipelinedSessions, PipelinedTransaction, PipelinedStatement } from './engine/pipelined-session.js';
 export { pipelinedPgSessions } from './store/pipelined-pg-sessions.js';

@@ -12,7 +12,7 @@ import { type FreezeMatch, frozenAnswer } from './batch-allocation.js';
 import { type CoalescingOptions, coalesceRevisionQueries } from './coalesce-revision-queries.js';
 import type { PipelinedSessions } from './pipelined-session.js';
 import { normalizeRevision } from './revision.js';
-import { createRevisionQueries, type RevisionQueries, type StoredRevision } from './revision-queries.js';
+import { createRevisionQueries, type RevisionQueries, type StoredRevision, type WriteBatchPath } from './revision-queries.js';
 import {
   type ChecksumKey,
   checkChecksumKey,
@@ -120,6 +120,8 @@ export interface PrEngineOptions {
   readonly maxKeyBytes?: number;
   /** Called each time a get-pr stores a new revision (for metrics). Default: nothing. */
   readonly onAllocated?: () => void;
+  /** Called with the way each pipelined allocation batch went (for metrics; see `WriteBatchPath`). Default: nothing. */
+  readonly onWriteBatch?: (path: WriteBatchPath) => void;
 }
 
 /** The allocation operations of a PR server (docs/protocol.md §6), one database transaction each at most. */
@@ -157,6 +159,7 @@ export function createPrEngine(db: Kysely<PrDatabase>, options: PrEngineOptions 
   const queries = createRevisionQueries(db, {
     singleSession: options.singleSession ?? false,
     ...(options.pipelinedSessions ? { pipelinedSessions: options.pipelinedSessions } : {}),
+    ...(options.onWriteBatch ? { onWriteBatch: options.onWriteBatch } : {}),
   });
   const layered = options.coalescing === false ? queries : coalesceRevisionQueries(queries, options.coalescing);
   return createPrEngineOver(layered, options);
@@ -168,7 +171,7 @@ export function createPrEngine(db: Kysely<PrDatabase>, options: PrEngineOptions 
  */
 export function createPrEngineOver(
   queries: RevisionQueries,
-  options: Omit<PrEngineOptions, 'coalescing' | 'singleSession' | 'pipelinedSessions'> = {},
+  options: Omit<PrEngineOptions, 'coalescing' | 'singleSession' | 'pipelinedSessions' | 'onWriteBatch'> = {},
 ): PrEngine {
   const maxKeyBytes = checkKeyLimit(options.maxKeyBytes ?? MAX_KEY_BYTES);
   return new RevisionEngine(queries, options.readOnly ?? false, options.upstream, maxKeyBytes, options.onAllocated);

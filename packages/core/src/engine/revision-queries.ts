@@ -114,7 +114,22 @@ export interface RevisionQueriesOptions {
    * without locks). Default: none (every statement waits for the one before).
    */
   readonly pipelinedSessions?: PipelinedSessions;
+  /**
+   * Called with the way each pipelined allocation batch went (for metrics). Default: nothing.
+   * See {@link WriteBatchPath}.
+   */
+  readonly onWriteBatch?: (path: WriteBatchPath) => void;
 }
+
+/**
+ * How a pipelined allocation batch was stored: `first-try`, in one round trip from the facts its
+ * lookups read; `overtaken`, that try stored nothing (another writer, an import or a freeze had
+ * moved its packages) and the batch was decided again under the locks; `general`, decided under
+ * the locks without a first try (its lookups brought no facts, or the tries are paused after
+ * several overtaken batches in a row). Many `overtaken` and `general` batches mean replicas
+ * keep writing the same packages.
+ */
+export type WriteBatchPath = 'first-try' | 'overtaken' | 'general';
 
 /** The engine's SQL over a Kysely instance whose schema is current. */
 export function createRevisionQueries(db: Kysely<PrDatabase>, options: RevisionQueriesOptions = {}): RevisionQueries {
@@ -128,7 +143,7 @@ export function createRevisionQueries(db: Kysely<PrDatabase>, options: RevisionQ
     readFacts: (keys) => readFacts(db, keys),
 
     allocate: pipelinedSessions
-      ? (requests) => allocatePipelined(pipelinedSessions, requests, lockStatements(requests), optimism)
+      ? (requests) => allocatePipelined(pipelinedSessions, requests, lockStatements(requests), optimism, options.onWriteBatch)
       : (requests) =>
           writeTransaction(db).execute(async (trx) => {
             await lockPackages(trx, requests);
@@ -230,9 +245,11 @@ async function allocatePipelined(
   requests: readonly AllocationRequest[],
   locks: readonly PipelinedStatement[],
   optimism: Optimism,
+  onWriteBatch?: (path: WriteBatchPath) => void,
 ): Promise<AllocationDecision[]> {
   const seen = optimism.gate.shouldTry() ? optimism.ownStores.seenFacts(requests) : undefined;
   const plan = seen && planAllocations(requests, seen);
+  let path: WriteBatchPath = 'general';
   // Only a stored row proves the facts held: a plan that stores nothing takes the general way.
   if (plan && plan.rows.length > 0) {
     const stored = await inPipelinedTransaction(sessions, async (transaction) => {
@@ -245,8 +262,10 @@ async function allocatePipelined(
     optimism.gate.record(held);
     if (held) {
       optimism.ownStores.note(plan.rows);
+      onWriteBatch?.('first-try');
       return plan.decisions;
     }
+    path = 'overtaken';
   }
   const decided = await inPipelinedTransaction(sessions, async (transaction) => {
     const keys = dedupe(requests);
@@ -257,6 +276,7 @@ async function allocatePipelined(
     return plan;
   });
   optimism.ownStores.note(decided.rows);
+  onWriteBatch?.(path);
   return decided.decisions;
 }
 

@@ -10,6 +10,7 @@ import {
   type PipelinedSessions,
   type PrStore,
   type RevisionQueries,
+  type WriteBatchPath,
 } from '@prserv/core';
 import pg from 'pg';
 import { createPostgresDatabase, STORE_KINDS, type TestDatabase } from '@prserv/test-support';
@@ -37,6 +38,8 @@ describe.each(STORE_KINDS)('allocations planned from their lookups on $kind', ({
   let queries: RevisionQueries;
   let counter: ReturnType<typeof countRoundTrips>;
   let db: Kysely<PrDatabase>;
+  /** The way each allocation batch went, as the engine reports it for metrics. */
+  const paths: WriteBatchPath[] = [];
 
   const freshPackage = (name: string) => ({ version: `${name}-${randomUUID().slice(0, 8)}`, pkgarch: 'core2-64' });
 
@@ -57,7 +60,11 @@ describe.each(STORE_KINDS)('allocations planned from their lookups on $kind', ({
       createEngine: (kysely, options) => {
         db = kysely;
         counter = countRoundTrips(options.pipelinedSessions!);
-        queries = createRevisionQueries(kysely, { singleSession: options.singleSession ?? false, pipelinedSessions: counter.sessions });
+        queries = createRevisionQueries(kysely, {
+          singleSession: options.singleSession ?? false,
+          pipelinedSessions: counter.sessions,
+          onWriteBatch: (path) => paths.push(path),
+        });
         return createPrEngineOver(queries, options);
       },
     });
@@ -71,10 +78,21 @@ describe.each(STORE_KINDS)('allocations planned from their lookups on $kind', ({
   it('stores a new revision in one round trip when nothing moved since the lookup', async () => {
     const pkg = freshPackage('quiet');
     const before = counter.roundTrips;
+    paths.length = 0;
     expect(await store.getPr({ ...pkg, checksum: 'a', history: true })).toBe('0');
     expect(await store.getPr({ ...pkg, checksum: 'b', history: false })).toBe('1');
     expect(counter.roundTrips - before).toBe(2);
+    expect(paths).toEqual(['first-try', 'first-try']);
     expect(await rows(pkg)).toEqual(['a 0', 'b 1']);
+  });
+
+  it('takes the general way, two round trips, for a batch whose requests bring no lookup facts', async () => {
+    const pkg = freshPackage('unseen');
+    const before = counter.roundTrips;
+    paths.length = 0;
+    expect(await queries.allocate([{ ...pkg, checksum: 'a', history: true }])).toEqual([{ value: '0', isNew: true }]);
+    expect(counter.roundTrips - before).toBe(2);
+    expect(paths).toEqual(['general']);
   });
 
   it('stores a mixed batch in one round trip: both modes, a checksum twice, dotted revisions, two packages', async () => {
@@ -91,6 +109,7 @@ describe.each(STORE_KINDS)('allocations planned from their lookups on $kind', ({
       await lookUp(empty, 'x', false),
     ];
     const before = counter.roundTrips;
+    paths.length = 0;
     expect(await queries.allocate(requests)).toEqual([
       { value: '1.4', isNew: true },
       { value: '1.5', isNew: true },
@@ -98,6 +117,7 @@ describe.each(STORE_KINDS)('allocations planned from their lookups on $kind', ({
       { value: '0', isNew: true },
     ]);
     expect(counter.roundTrips - before).toBe(1);
+    expect(paths).toEqual(['first-try']);
     expect(await rows(dotted)).toEqual(['k 1.2', 'top 1.3', 'k 1.4', 'n 1.5']);
     expect(await rows(empty)).toEqual(['x 0']);
   });
@@ -146,9 +166,11 @@ describe.each(STORE_KINDS)('allocations planned from their lookups on $kind', ({
     // Another writer (an import, another replica) stores 5 after the lookup.
     await store.importOne({ ...pkg, checksum: 'imported', value: '5' });
     const before = counter.roundTrips;
+    paths.length = 0;
     expect(await queries.allocate([stale])).toEqual([{ value: '6', isNew: true }]);
     // The try that stored nothing, then the general way: locks and read, insert and commit.
     expect(counter.roundTrips - before).toBe(3);
+    expect(paths).toEqual(['overtaken']);
     expect(await rows(pkg)).toEqual(['a 0', 'imported 5', 'b 6']);
   });
 

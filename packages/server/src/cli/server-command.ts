@@ -120,7 +120,16 @@ async function runServer(settings: ServerSettings, io: { stderr: NodeJS.Writable
         writes: { maxBatchSize: settings.batchSize, maxWaitMs: settings.batchWaitMs },
         ...(settings.http ? { onBatch: (kind: 'read' | 'write', size: number) => emit({ kind, size }) } : {}),
       },
-      ...(settings.http ? { createEngine: (db, options) => createPrEngine(db, { ...options, onAllocated: () => emit({ kind: 'allocated', count: 1 }) }) } : {}),
+      ...(settings.http
+        ? {
+            createEngine: (db, options) =>
+              createPrEngine(db, {
+                ...options,
+                onAllocated: () => emit({ kind: 'allocated', count: 1 }),
+                onWriteBatch: (path) => emit({ kind: 'write-path', path }),
+              }),
+          }
+        : {}),
       onBackgroundError: (error) => logger.warn({ err: error.message }, 'idle database connection failed'),
     });
   } catch (error) {

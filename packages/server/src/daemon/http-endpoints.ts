@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { WriteBatchPath } from '@prserv/core';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ServerLogger } from './logger.js';
 import { LATENCY_BUCKETS_SECONDS, type ServerStats } from './server-stats.js';
@@ -21,10 +22,11 @@ export interface EngineEventSource {
   onEngineEvent(listener: (event: EngineEvent) => void): void;
 }
 
-/** A coalesced round trip of `size` requests, or `count` revisions stored. */
+/** A coalesced round trip of `size` requests, `count` revisions stored, or the way a write batch went. */
 export type EngineEvent =
   | { readonly kind: 'read' | 'write'; readonly size: number }
-  | { readonly kind: 'allocated'; readonly count: number };
+  | { readonly kind: 'allocated'; readonly count: number }
+  | { readonly kind: 'write-path'; readonly path: WriteBatchPath };
 
 /** Options of {@link startHttpEndpoints}. */
 export interface HttpEndpointsOptions {
@@ -94,6 +96,12 @@ export async function startHttpEndpoints(options: HttpEndpointsOptions): Promise
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
     registers: [registry],
   });
+  const writePaths = new Counter({
+    name: 'prserv_write_batches_total',
+    help: 'Allocation batches, by path: first_try (one round trip from the lookups\' facts), overtaken (that try stored nothing; decided again under the locks) or general (decided under the locks at once).',
+    labelNames: ['path'] as const,
+    registers: [registry],
+  });
   new Gauge({
     name: 'prserv_open_connections',
     help: 'Client connections open.',
@@ -125,6 +133,7 @@ export async function startHttpEndpoints(options: HttpEndpointsOptions): Promise
   });
   options.engineEvents?.onEngineEvent((event) => {
     if (event.kind === 'allocated') allocations.inc(event.count);
+    else if (event.kind === 'write-path') writePaths.inc({ path: event.path.replace('-', '_') });
     else batches.observe({ kind: event.kind }, event.size);
   });
 

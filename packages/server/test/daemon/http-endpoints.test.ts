@@ -54,6 +54,9 @@ describe('HTTP endpoints', () => {
     stats.record({ method: 'get-pr', protocol: 'jsonrpc', outcome: 'error', seconds: 0.002, errorCode: 'UPSTREAM_UNAVAILABLE' });
     emit({ kind: 'allocated', count: 1 });
     emit({ kind: 'write', size: 7 });
+    emit({ kind: 'write-path', path: 'first-try' });
+    emit({ kind: 'write-path', path: 'overtaken' });
+    emit({ kind: 'write-path', path: 'first-try' });
     const response = await fetch(url('/metrics'));
     expect(response.headers.get('content-type')).toContain('text/plain');
     const text = await response.text();
@@ -63,6 +66,8 @@ describe('HTTP endpoints', () => {
     expect(text).toContain('prserv_request_duration_seconds_bucket{le="0.0005",method="get-pr",protocol="asyncrpc"} 1');
     expect(text).toContain('prserv_allocations_total 1');
     expect(text).toContain('prserv_batch_size_sum{kind="write"} 7');
+    expect(text).toContain('prserv_write_batches_total{path="first_try"} 2');
+    expect(text).toContain('prserv_write_batches_total{path="overtaken"} 1');
     expect(text).toContain('prserv_open_connections 3');
     expect(text).toContain('prserv_db_pool_connections{state="in_use"} 3');
     expect(text).toContain('prserv_db_pool_connections{state="waiting"} 1');
