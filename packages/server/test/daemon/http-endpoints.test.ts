@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { type RunningHttpEndpoints, startHttpEndpoints } from '../../src/daemon/http-endpoints.js';
+import { type EngineEvent, type RunningHttpEndpoints, startHttpEndpoints } from '../../src/daemon/http-endpoints.js';
 import { silentLogger } from '../../src/daemon/logger.js';
 import { ServerStats } from '../../src/daemon/server-stats.js';
 
@@ -10,7 +10,7 @@ afterEach(async () => {
 
 async function serve(checkReady: () => Promise<void>) {
   const stats = new ServerStats(() => 3);
-  const listeners: ((event: { kind: 'allocated'; count: number } | { kind: 'read' | 'write'; size: number }) => void)[] = [];
+  const listeners: ((event: EngineEvent) => void)[] = [];
   const endpoints = await startHttpEndpoints({
     host: '127.0.0.1',
     port: 0,
