@@ -90,23 +90,23 @@ export class StatementGroup {
     } catch (error) {
       return error as Error;
     }
-    const parsedHere = new Map<string, string>();
-    const parses = this.#statements.map(([text], index) => {
+    // Which statements to parse: every unnamed one, and named ones neither parsed nor on their way.
+    const toParse: boolean[] = [];
+    const namedHere = new Map<string, string>();
+    for (const [index, [text]] of this.#statements.entries()) {
       const name = this.#names[index]!;
-      if (name === '') return true;
-      const known = connection.parsedStatements[name] ?? submitted?.[name] ?? parsedHere.get(name);
-      if (known === undefined) parsedHere.set(name, text);
-      return known === undefined || known === text ? known === undefined : new Error(`the prepared statement ${name} is already used for a different statement`);
-    });
-    const clash = parses.find((parse) => parse instanceof Error);
-    if (clash) return clash;
+      const known = name === '' ? undefined : (connection.parsedStatements[name] ?? submitted?.[name] ?? namedHere.get(name));
+      if (known !== undefined && known !== text) return new Error(`the prepared statement ${name} is already used for a different statement`);
+      if (name !== '' && known === undefined) namedHere.set(name, text);
+      toParse.push(known === undefined);
+    }
     // One write for the whole group.
     this.#sent = true;
     connection.stream.cork?.();
     try {
       this.#statements.forEach(([text], index) => {
         const name = this.#names[index]!;
-        if (parses[index] === true) {
+        if (toParse[index]) {
           connection.parse({ text, name, types: [] });
           if (name !== '') {
             if (submitted) submitted[name] = text;
