@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createPostgresDatabase, STORE_KINDS, type TestDatabase } from '@prserv/test-support';
-import { inPipelinedTransaction, type PipelinedSessions } from '../../src/engine/pipelined-session.js';
+import { inPipelinedTransaction, type PipelinedSession, type PipelinedSessions } from '../../src/engine/pipelined-session.js';
 import { pipelinedPgSessions } from '../../src/store/pipelined-pg-sessions.js';
 
 describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('pipelined PostgreSQL transactions', () => {
@@ -88,22 +88,42 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('pipelined P
     expect(await stored()).toEqual([4]);
   });
 
-  /** A one-connection pool of its own, and the client it holds once connected. */
-  const ownPool = () => {
-    const own = new pg.Pool({ connectionString: database.url, max: 1 });
+  /**
+   * Runs `work` with a one-connection pool of its own (`config` added), then ends it. `clients`
+   * holds the pool's client once connected; a connection closed under a client is reported there,
+   * as the store does, not as a crash.
+   */
+  const withOwnPool = async (work: (own: pg.Pool, clients: pg.PoolClient[]) => Promise<void>, config: pg.PoolConfig = {}) => {
+    const own = new pg.Pool({ connectionString: database.url, max: 1, ...config });
     const clients: pg.PoolClient[] = [];
-    own.on('connect', (client) => clients.push(client));
-    return { own, clients };
+    own.on('error', () => undefined);
+    own.on('connect', (client) => {
+      clients.push(client);
+      client.on('error', () => undefined);
+    });
+    try {
+      await work(own, clients);
+    } finally {
+      await own.end();
+    }
+  };
+
+  /** Runs `work` on a session checked out of `from`, then gives it back. */
+  const withSession = async <T>(from: PipelinedSessions, work: (session: PipelinedSession) => Promise<T>): Promise<T> => {
+    const session = await from();
+    try {
+      return await work(session);
+    } finally {
+      session.release(false);
+    }
   };
 
   it('answer a whole group at once: one ReadyForQuery however many statements', async () => {
-    const { own, clients } = ownPool();
-    try {
-      const session = await pipelinedPgSessions(own, 'SELECT 1')();
-      const counted = { ready: 0 };
-      const connection = (clients[0] as unknown as { connection: { on(event: string, listener: () => void): void } }).connection;
-      connection.on('readyForQuery', () => (counted.ready += 1));
-      try {
+    await withOwnPool(async (own, clients) => {
+      await withSession(pipelinedPgSessions(own, 'SELECT 1'), async (session) => {
+        const counted = { ready: 0 };
+        const connection = (clients[0] as unknown as { connection: { on(event: string, listener: () => void): void } }).connection;
+        connection.on('readyForQuery', () => (counted.ready += 1));
         const rows = await session.run([
           ['BEGIN', []],
           ['INSERT INTO pipelined VALUES ($1), ($2)', [5, 6]],
@@ -112,147 +132,107 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('pipelined P
         ]);
         expect(rows).toEqual([[], [], [{ v: 5, big: false }, { v: 6, big: true }], []]);
         expect(counted.ready).toBe(1);
-      } finally {
-        session.release(false);
-      }
-    } finally {
-      await own.end();
-    }
+      });
+    });
   });
 
   it('prepare named statements once per connection, shared with the pool’s own named queries', async () => {
-    const { own } = ownPool();
     const insert = 'INSERT INTO pipelined VALUES ($1)';
     const count = 'SELECT count(*)::int AS n FROM pipelined WHERE v = ANY($1::int[])';
-    const named = pipelinedPgSessions(own, 'SELECT 1', new Map([[insert, 'group_insert'], [count, 'group_count']]));
-    const runOnce = async (statements: [string, unknown[]][]) => {
-      const session = await named();
-      try {
-        return await session.run(statements);
-      } finally {
-        session.release(false);
-      }
-    };
-    try {
+    await withOwnPool(async (own) => {
+      const named = pipelinedPgSessions(own, 'SELECT 1', new Map([[insert, 'group_insert'], [count, 'group_count']]));
+      const runOnce = (statements: [string, unknown[]][]) => withSession(named, (session) => session.run(statements));
       await runOnce([[insert, [1]], [count, [[1, 2]]]]);
       // pg's own query by the same name reuses the statement the group prepared, and the other way round.
       expect((await own.query({ name: 'group_count', text: count, values: [[1, 2, 3]] })).rows).toEqual([{ n: 1 }]);
       await own.query({ name: 'pool_first', text: 'SELECT $1::int AS v', values: [7] });
       const reuse = pipelinedPgSessions(own, 'SELECT 1', new Map([['SELECT $1::int AS v', 'pool_first']]));
-      const session = await reuse();
-      expect(await session.run([['SELECT $1::int AS v', [8]]])).toEqual([[{ v: 8 }]]);
-      session.release(false);
+      expect(await withSession(reuse, (session) => session.run([['SELECT $1::int AS v', [8]]]))).toEqual([[{ v: 8 }]]);
       expect(await runOnce([[insert, [2]], [count, [[1, 2]]]])).toEqual([[], [{ n: 2 }]]);
       const prepared = await own.query<{ name: string }>('SELECT name FROM pg_prepared_statements ORDER BY name');
       expect(prepared.rows.map((row) => row.name)).toEqual(['group_count', 'group_insert', 'pool_first']);
-    } finally {
-      await own.end();
-    }
+    });
   });
 
   it('skip the rest of a group after a failure, and parse later what it skipped', async () => {
-    const { own } = ownPool();
     const insert = 'INSERT INTO pipelined VALUES ($1)';
     const count = 'SELECT count(*)::int AS n FROM pipelined';
-    const named = pipelinedPgSessions(own, 'SELECT 1', new Map([[insert, 'skip_insert'], [count, 'skip_count']]));
-    try {
+    await withOwnPool(async (own) => {
+      const named = pipelinedPgSessions(own, 'SELECT 1', new Map([[insert, 'skip_insert'], [count, 'skip_count']]));
       await own.query('INSERT INTO pipelined VALUES (1)');
-      const session = await named();
-      try {
+      await withSession(named, async (session) => {
         await expect(session.run([[insert, [2]], [insert, [2]], [count, []]])).rejects.toMatchObject({ code: '23505' });
         // Without BEGIN the group was one implicit transaction, rolled back at the failure; the
         // count, sent for parsing but skipped, is parsed when next sent.
         expect(await session.run([[count, []]])).toEqual([[{ n: 1 }]]);
-      } finally {
-        session.release(false);
-      }
-    } finally {
-      await own.end();
-    }
+      });
+    });
   });
 
   it('bind text arrays exactly: quotes, backslashes, commas, braces, "NULL" and null', async () => {
     const values = ['a', null, 'NULL', 'x,y', '{z}', 'q"\\', ' lead', ''];
-    const session = await sessions();
-    try {
-      const [rows] = await session.run([['SELECT $1::text[] AS a, $2::boolean[] AS b', [values, [true, null, false]]]]);
-      expect(rows).toEqual([{ a: values, b: [true, null, false] }]);
-    } finally {
-      session.release(false);
-    }
+    const [rows] = await withSession(sessions, (session) =>
+      session.run([['SELECT $1::text[] AS a, $2::boolean[] AS b', [values, [true, null, false]]]]),
+    );
+    expect(rows).toEqual([{ a: values, b: [true, null, false] }]);
   });
 
   it('refuse a value it cannot bind before sending anything', async () => {
-    const session = await sessions();
-    try {
+    await withSession(sessions, async (session) => {
       await expect(session.run([['BEGIN', []], ['INSERT INTO pipelined VALUES ($1)', [{ v: 1 }]]])).rejects.toThrow(/cannot bind object/);
       // Nothing went out: no transaction was begun, the connection serves the next group.
       expect(await session.run([['SELECT 1 AS one', []]])).toEqual([[{ one: 1 }]]);
-    } finally {
-      session.release(false);
-    }
+    });
     expect(await stored()).toEqual([]);
   });
 
   it('close a connection whose group outlived pg’s query timeout, and fail at once what waits behind it', async () => {
-    const slow = new pg.Pool({ connectionString: database.url, max: 1, query_timeout: 1_000 });
-    // As the store does: a connection closed under a client reports there, not as a crash.
-    slow.on('error', () => undefined);
-    slow.on('connect', (client) => client.on('error', () => undefined));
-    const slowSessions = pipelinedPgSessions(slow, 'SET application_name = slow');
-    try {
-      const started = Date.now();
-      const failure = inPipelinedTransaction(slowSessions, (transaction) =>
-        transaction.commitWith([
-          ['SELECT pg_sleep(3)', []],
-          ['INSERT INTO pipelined VALUES ($1)', [9]],
-        ]),
-      );
-      await expect(failure).rejects.toThrow(/timeout/);
-      // Failed at the timeout (1 s): the ROLLBACK did not wait behind the group for a timeout of its own (2 s).
-      expect(Date.now() - started).toBeLessThan(1_600);
-      // The pool opens a new connection for the next transaction. (The group, already with the
-      // server, may still run to its end: nothing of it was acknowledged.)
-      await inPipelinedTransaction(slowSessions, (transaction) => transaction.commitWith([['INSERT INTO pipelined VALUES ($1)', [10]]]));
-      expect(await stored()).toContain(10);
-    } finally {
-      await slow.end();
-    }
+    await withOwnPool(
+      async (slow) => {
+        const slowSessions = pipelinedPgSessions(slow, 'SET application_name = slow');
+        const started = Date.now();
+        const failure = inPipelinedTransaction(slowSessions, (transaction) =>
+          transaction.commitWith([
+            ['SELECT pg_sleep(3)', []],
+            ['INSERT INTO pipelined VALUES ($1)', [9]],
+          ]),
+        );
+        await expect(failure).rejects.toThrow(/timeout/);
+        // Failed at the timeout (1 s): the ROLLBACK did not wait behind the group for a timeout of its own (2 s).
+        expect(Date.now() - started).toBeLessThan(1_600);
+        // The pool opens a new connection for the next transaction. (The group, already with the
+        // server, may still run to its end: nothing of it was acknowledged.)
+        await inPipelinedTransaction(slowSessions, (transaction) => transaction.commitWith([['INSERT INTO pipelined VALUES ($1)', [10]]]));
+        expect(await stored()).toContain(10);
+      },
+      { query_timeout: 1_000 },
+    );
   });
 
   it('fail a group whose type parser throws, once answered, and keep the connection in step', async () => {
-    const refusing = new pg.Pool({
-      connectionString: database.url,
-      max: 1,
-      types: {
-        getTypeParser: ((oid: number, format?: string) =>
-          oid === 23
-            ? () => {
-                throw new Error('no int4 here');
-              }
-            : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    const types = {
+      getTypeParser: ((oid: number, format?: string) =>
+        oid === 23
+          ? () => {
+              throw new Error('no int4 here');
+            }
+          : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    };
+    await withOwnPool(
+      async (refusing) => {
+        await withSession(pipelinedPgSessions(refusing, 'SET application_name = refusing'), async (session) => {
+          await expect(session.run([['SELECT 1::int4 AS n', []], ['SELECT $1::text AS t', ['after']]])).rejects.toThrow(/no int4 here/);
+          expect(await session.run([['SELECT $1::text AS t', ['next']]])).toEqual([[{ t: 'next' }]]);
+        });
       },
-    });
-    try {
-      const session = await pipelinedPgSessions(refusing, 'SET application_name = refusing')();
-      try {
-        await expect(session.run([['SELECT 1::int4 AS n', []], ['SELECT $1::text AS t', ['after']]])).rejects.toThrow(/no int4 here/);
-        expect(await session.run([['SELECT $1::text AS t', ['next']]])).toEqual([[{ t: 'next' }]]);
-      } finally {
-        session.release(false);
-      }
-    } finally {
-      await refusing.end();
-    }
+      { types },
+    );
   });
 
   it('refuse COPY in a group, and a COMMIT after a failed round trip', async () => {
-    const session = await sessions();
-    try {
+    await withSession(sessions, async (session) => {
       await expect(session.run([['COPY pipelined FROM STDIN', []], ['SELECT 1', []]])).rejects.toThrow(/COPY cannot be sent/);
-    } finally {
-      session.release(false);
-    }
+    });
     const failure = inPipelinedTransaction(sessions, async (transaction) => {
       await transaction.send([['INSERT INTO pipelined VALUES ($1)', [1]]]);
       // The work swallows a failure and tries to commit what came before it.
