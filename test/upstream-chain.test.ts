@@ -140,7 +140,7 @@ describe('a server whose upstream goes away and comes back', () => {
     await upstreamDb?.drop();
   });
 
-  it('fails get-pr with an invoke-error naming the upstream, stores nothing, and recovers by itself', async () => {
+  it('fails get-pr and preview-pr with an invoke-error naming the upstream, stores nothing, and recovers by itself', async () => {
     const upstreamClient = createPrClient({ address: upstream!.address });
     expect(await upstreamClient.getPr({ ...pkg, checksum: 'up0' })).toBe('0');
     await upstreamClient.close();
@@ -155,6 +155,10 @@ describe('a server whose upstream goes away and comes back', () => {
     expect(failure).toBeInstanceOf(InvokeError);
     expect((failure as Error).message).toMatch(new RegExp(`upstream PR server 127\\.0\\.0\\.1:${port} failed: .*(connect|ECONNREFUSED)`));
     expect(await client.testPr({ ...pkg, checksum: 'local1' })).toBeNull();
+    // preview-pr answers what get-pr would: it needs the upstream as much.
+    const previewFailure = await client.previewPr({ ...pkg, checksum: 'local1' }).catch((error: unknown) => error);
+    expect(previewFailure).toBeInstanceOf(InvokeError);
+    expect((previewFailure as Error).message).toMatch(new RegExp(`upstream PR server 127\\.0\\.0\\.1:${port} failed`));
     // Requests that do not need the upstream carry on.
     expect(await client.ping()).toBe(true);
     expect(await client.maxPackagePr(pkg)).toBe('0.0');
@@ -165,6 +169,7 @@ describe('a server whose upstream goes away and comes back', () => {
 
     upstream = await startServerProcess({ database: upstreamDb.url, bind: `127.0.0.1:${port}` });
     expect(await client.getPr({ ...pkg, checksum: 'local1' })).toBe('0.1');
+    expect(await client.previewPr({ ...pkg, checksum: 'local2' })).toEqual({ value: '0.2', isNew: true, packageMax: '0.1', frozen: null });
     const calls = local.logs.filter((entry) => entry.msg === 'upstream call');
     expect(calls.length).toBeGreaterThan(0);
     expect(calls[0]).toMatchObject({ level: 20, upstream: `127.0.0.1:${port}` });

@@ -24,7 +24,7 @@ const SERVER_OPTIONS = `  --database URL|PATH    postgres:// or postgresql:// UR
                          Default: off   env: ${ENV_NAMES.nohist}=0
   --upstream HOST:PORT   extend an upstream PR server's numbering (BitBake --upstream): PRs of
                          packages known upstream become u.0, u.1, … above upstream's u; only
-                         get-pr consults it. [v6]:PORT for IPv6. Default: none   env: ${ENV_NAMES.upstream}
+                         get-pr (and preview-pr) consults it. [v6]:PORT for IPv6. Default: none   env: ${ENV_NAMES.upstream}
   --batch-size N         most requests one database round trip serves: concurrent lookups share
                          one statement, concurrent new PRs one transaction (one disk flush;
                          with --upstream, one transaction each).
@@ -98,7 +98,8 @@ ${DEFAULT_SERVER_ADDR} (env: ${ENV_NAMES.server_addr}). Run "prserv client --hel
 export const SERVER_HELP = `Usage: prserv server [options]
 
 Runs the PR server in the foreground until SIGTERM or SIGINT (Ctrl-C), then finishes the
-requests in flight and exits 0. Logs are JSON lines on stdout.
+requests in flight and exits 0. Logs go to stdout: JSON lines, or readable lines on a
+terminal (--log-format).
 
 Options:
 ${SERVER_OPTIONS}  -h, --help             show this help
@@ -130,7 +131,7 @@ Options:
   --json               print JSON for scripts instead of readable text
   --timeout MS         per-request timeout (not for stress). Default: 30000
   --protocol P         asyncrpc (BitBake's; any PR server) or jsonrpc (prserv's envelope).
-                       Default: asyncrpc
+                       Default: asyncrpc (preflight: jsonrpc)
   -h, --help           show this help
 
 Exit codes: 0 success, 1 the server could not be reached or refused the request, 2 bad usage.

@@ -86,7 +86,7 @@ export async function startHttpEndpoints(options: HttpEndpointsOptions): Promise
   });
   const allocations = new Counter({
     name: 'prserv_allocations_total',
-    help: 'Revisions stored by this server (get-pr that stored a row, and import-one).',
+    help: 'Revisions stored by get-pr on this server (import-one not counted).',
     registers: [registry],
   });
   const batches = new Histogram({
