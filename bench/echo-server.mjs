@@ -21,6 +21,13 @@ function answerFor(line) {
   return VALUE;
 }
 
+const USAGE = 'Usage: node bench/echo-server.mjs [--bind 127.0.0.1:PORT]   (default 127.0.0.1:0, any free port)';
+
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
 function parseBind(argv) {
   const at = argv.indexOf('--bind');
   const text = at >= 0 ? argv[at + 1] : '127.0.0.1:0';

@@ -33,6 +33,21 @@ describe('examples', () => {
     expect(stdout).toContain('greatest PR of 1.0-r0: 2 (postgres store');
   });
 
+  it('allocates in-process on the embedded store by default, in ./prserv-data', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'prserv-example-embedded-'));
+    try {
+      const env = { ...process.env };
+      delete env.PRSERV_DATABASE;
+      const { stdout } = await run(process.execPath, [example('in-process-allocation.mjs')], { cwd: folder, env });
+      expect(stdout).toContain('3f2a…first-build -> PR 0');
+      expect(stdout).toContain('9b1c…second-build -> PR 1');
+      expect(stdout).toContain('3f2a…first-build -> PR 2');
+      expect(stdout).toContain(`greatest PR of 1.0-r0: 2 (embedded store at ${join(folder, 'prserv-data')}`);
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
+
   it('checks a manifest against a running server without allocating', async () => {
     const folder = await mkdtemp(join(tmpdir(), 'prserv-manifest-'));
     try {

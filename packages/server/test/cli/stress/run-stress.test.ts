@@ -161,6 +161,14 @@ describe('prserv client stress against broken servers', () => {
     expect(run.code).toBe(1);
   });
 
+  it('fails read-back when test-pr disagrees with what get-pr answered', async () => {
+    // get-pr is right; test-pr, asked only by the read-back pass, forgets every checksum.
+    const server = await brokenServer({ testPr: async () => null });
+    const run = await stressCli(server, ...load);
+    expect(failedChecks(run)).toEqual(['read-back']);
+    expect(run.code).toBe(1);
+  });
+
   it('fails history-stable when a history answer changes', async () => {
     // The history flag is ignored: returning checksums move up as in no-history mode.
     const server = await brokenServer({ getPr: (query) => store.getPr({ ...query, history: false }) });
