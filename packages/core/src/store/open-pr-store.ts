@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { CompiledQuery, Kysely, PostgresDialect } from 'kysely';
+import { CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely';
 import type { PoolConfig } from 'pg';
 import { PrStoreError, toPrStoreError } from '../errors/pr-store-error.js';
 import { isSchemaCurrent, migrateToLatest } from '../engine/migrations.js';
@@ -62,6 +62,14 @@ export interface OpenPrStoreOptions {
    * session turns read-only). No revision is written either way.
    */
   readonly readOnly?: boolean;
+  /**
+   * Open only a store that is there: an embedded folder holding a store, or a PostgreSQL
+   * database holding the prserv schema. Otherwise fail with `STORE_NOT_FOUND` and create
+   * nothing, so that a tool that only reads (an export, a verify) reports a mistyped path or URL
+   * instead of answering from a new, empty store. An older schema is still upgraded, as at any
+   * start of this version. Default false: a missing store is created.
+   */
+  readonly mustExist?: boolean;
   /** How long to wait for a PostgreSQL connection, in ms. Default 10000. */
   readonly connectTimeoutMs?: number;
   /**
@@ -162,10 +170,14 @@ export async function openPrStore(options: OpenPrStoreOptions = {}): Promise<PrS
   // Refused before anything is opened: a bad limit must not leave a new store folder behind.
   if (options.maxKeyBytes !== undefined) checkKeyLimit(options.maxKeyBytes);
   const readOnly = options.readOnly ?? false;
+  const mustExist = options.mustExist ?? false;
   const opened = isPostgresUrl(database)
     ? await openPostgres(database, poolSize, options)
-    : await openEmbedded(database, readOnly);
+    : await openEmbedded(database, readOnly, mustExist);
   try {
+    if (mustExist && opened.kind === 'postgres' && !(await holdsPrservSchema(opened.db))) {
+      throw new PrStoreError('STORE_NOT_FOUND', `no prserv store in the PostgreSQL database ${opened.location} (it has no prserv_revision table)`);
+    }
     await opened.migrate();
     await opened.afterMigration?.();
   } catch (error) {
@@ -311,8 +323,22 @@ const INSUFFICIENT_PRIVILEGE = '42501';
 /** SQLSTATE 25006: a write in a read-only transaction (a hot standby, or a role that defaults to read-only). */
 const READ_ONLY_SQL_TRANSACTION = '25006';
 
-async function openEmbedded(folder: string, readOnly: boolean): Promise<OpenedDatabase> {
+/** True when the database has the prserv table, in the schema the store's sessions search. */
+async function holdsPrservSchema(db: Kysely<PrDatabase>): Promise<boolean> {
+  try {
+    const { rows } = await sql<{ found: boolean }>`SELECT to_regclass('prserv_revision') IS NOT NULL AS found`.execute(db);
+    return rows[0]?.found === true;
+  } catch (error) {
+    throw toPrStoreError(error, 'look for the prserv schema');
+  }
+}
+
+async function openEmbedded(folder: string, readOnly: boolean, mustExist: boolean): Promise<OpenedDatabase> {
   const location = resolve(folder);
+  // Checked before anything is created: a store is its PostgreSQL data folder.
+  if (mustExist && !existsSync(join(location, 'pgdata'))) {
+    throw new PrStoreError('STORE_NOT_FOUND', `no embedded prserv store at ${location} (no pgdata folder there)`);
+  }
   try {
     await mkdir(location, { recursive: true });
   } catch (cause) {

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { chmod, lstat, rename, rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { createPrClient, isInvokeError, isPrClientError } from '@prserv/client';
@@ -72,11 +72,13 @@ export async function runImportCommand(args: string[], io: CliIo): Promise<numbe
       for (const path of positionals) sources.push(await openImportSource(path, { table: values.table }));
       if (fromServer !== undefined) sources.push(await openServerSource(fromServer));
       for (const source of sources) io.stderr.write(`prserv: reading ${source.description}\n`);
-      const data = await openDataStore({ database });
+      // A dry run writes nothing, not even a new store: it needs one to compare against.
+      const dryRun = values['dry-run'] ?? false;
+      const data = await openDataStore({ database, mustExist: dryRun });
       const progress = createProgress(io.stderr, sources.reduce<number | undefined>((sum, source) => (sum === undefined || source.size === undefined ? undefined : sum + source.size), 0));
       try {
         const report = await importRevisions(data.db, concatRows(sources), {
-          dryRun: values['dry-run'] ?? false,
+          dryRun,
           allowLower: values['allow-lower'] ?? false,
           batchSize,
           reportLimit: LISTED,
@@ -84,7 +86,7 @@ export async function runImportCommand(args: string[], io: CliIo): Promise<numbe
           onStaged: progress.staged,
         });
         progress.done();
-        printImportReport(io, report, data, values['dry-run'] ?? false, values.json ?? false);
+        printImportReport(io, report, data, dryRun, values.json ?? false);
         return report.refused ? 1 : 0;
       } finally {
         progress.done();
@@ -105,7 +107,7 @@ export async function runExportCommand(args: string[], io: CliIo): Promise<numbe
   const database = await resolveDatabase(values.database, values.config, io);
   const history = values.history ?? false;
   return withReportedErrors(io, async () => {
-    const data = await openDataStore({ database, readOnly: true });
+    const data = await openDataStore({ database, readOnly: true, mustExist: true });
     try {
       const rows = streamRevisions(data.db, { history, version: values.version, pkgarch: values.pkgarch });
       const chunks = formatRevisions(rows, format, { history, version: values.version ?? null, pkgarch: values.pkgarch ?? null });
@@ -118,19 +120,7 @@ export async function runExportCommand(args: string[], io: CliIo): Promise<numbe
           throw error;
         }
       } else {
-        // Written beside and renamed: a failed export never leaves half a file under the name.
-        const partial = `${values.output}.partial`;
-        const file = createWriteStream(partial);
-        try {
-          await writeAll(chunks, file);
-          file.end();
-          await once(file, 'finish');
-          await rename(partial, values.output);
-        } catch (error) {
-          file.destroy();
-          await rm(partial, { force: true });
-          throw error;
-        }
+        await writeOutputFile(values.output, chunks);
       }
       return 0;
     } finally {
@@ -139,13 +129,50 @@ export async function runExportCommand(args: string[], io: CliIo): Promise<numbe
   });
 }
 
+/**
+ * Writes an export to `--output`. A regular file, new or not, is written beside and renamed into
+ * place (keeping the old file's permissions), so a failed export never leaves half a file under
+ * the name. Anything else is written in place, as a shell redirection would: a device such as
+ * /dev/null or a FIFO would be replaced by the rename, and a symbolic link is followed.
+ */
+async function writeOutputFile(output: string, chunks: AsyncIterable<string>): Promise<void> {
+  const existing = await lstat(output).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (existing !== undefined && !existing.isFile()) {
+    const file = createWriteStream(output);
+    try {
+      await writeAll(chunks, file);
+      file.end();
+      await once(file, 'finish');
+    } finally {
+      file.destroy();
+    }
+    return;
+  }
+  const partial = `${output}.partial`;
+  const file = createWriteStream(partial, existing === undefined ? {} : { mode: existing.mode & 0o7777 });
+  try {
+    await writeAll(chunks, file);
+    file.end();
+    await once(file, 'finish');
+    if (existing !== undefined) await chmod(partial, existing.mode & 0o7777);
+    await rename(partial, output);
+  } catch (error) {
+    file.destroy();
+    await rm(partial, { force: true });
+    throw error;
+  }
+}
+
 /** `prserv verify [options]`. */
 export async function runVerifyCommand(args: string[], io: CliIo): Promise<number> {
   checkCommandArguments(args, VERIFY_OPTIONS, 'verify', false);
   const { values } = parseArgs({ args, options: VERIFY_OPTIONS, strict: true, allowPositionals: false });
   const database = await resolveDatabase(values.database, values.config, io);
   return withReportedErrors(io, async () => {
-    const data = await openDataStore({ database, readOnly: true });
+    const data = await openDataStore({ database, readOnly: true, mustExist: true });
     try {
       const report = await verifyStore(data.db);
       if (values.json) {
@@ -174,7 +201,7 @@ export async function runMigrateCommand(args: string[], io: CliIo): Promise<numb
   if (values.from === values.to) throw new UsageError('--from and --to name the same store');
   const batchSize = positiveInteger(values['batch-size'], '--batch-size') ?? DEFAULT_IMPORT_BATCH_SIZE;
   return withReportedErrors(io, async () => {
-    const source = await openDataStore({ database: values.from, readOnly: true });
+    const source = await openDataStore({ database: values.from, readOnly: true, mustExist: true });
     try {
       const target = await openDataStore({ database: values.to });
       try {

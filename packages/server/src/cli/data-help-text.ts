@@ -36,6 +36,7 @@ Options:
   --table NAME           the table of a BitBake database to read (PRMAIN_nohist, PRMAIN_hist,
                          PRMAIN), for a file with rows in several
   --dry-run              report what would change (new rows, packages, conflicts); write nothing
+                         (the store must exist: a dry run creates none)
   --allow-lower          write rows the max-guard stops too
   --batch-size N         rows per statement while staging. Default: 5000
   --json                 print the report as one JSON object
@@ -61,11 +62,13 @@ Options:
                          PR (as BitBake's export). Default: off
   --version V            only this version
   --pkgarch A            only this pkgarch
-  --output FILE          write to FILE (replaced once complete). Default: standard output
+  --output FILE          write to FILE (a regular file is replaced once complete; a device, FIFO
+                         or the target of a symbolic link is written in place). Default: standard output
 ${DATABASE_OPTIONS}
   -h, --help             show this help
 
-Exit codes: 0 written, 1 the store failed or a row cannot be spelled in the format, 2 bad usage.
+Exit codes: 0 written, 1 no store there (none is created), the store failed, or a row cannot be
+spelled in the format, 2 bad usage.
 `;
 
 /** `prserv verify --help`. */
@@ -74,7 +77,8 @@ export const VERIFY_HELP = `Usage: prserv verify [options]
 Checks a store: the schema is the one this release made; every revision is well-formed and
 canonical; no revision of a package is held by two checksums (except in packages served through
 an upstream, where a chained server copies upstream revisions: reported as a note); every key
-fits the default key limit of requests (a note otherwise). Reads only.
+fits the default key limit of requests (a note otherwise). Reads only: where there is no store,
+it says so (exit code 1) and creates none.
 
 Options:
   --json                 print the report as one JSON object
@@ -93,7 +97,7 @@ the same greatest PR per package. Stop the servers of an embedded source first; 
 PostgreSQL source may keep running, but rows they add during the copy make the check fail.
 
 Options:
-  --from URL|PATH        the store to copy: postgres:// URL or embedded store folder
+  --from URL|PATH        the store to copy: postgres:// URL or embedded store folder (must exist)
   --to URL|PATH          the store to fill (created if missing; must hold no rows)
   --batch-size N         rows per statement. Default: 5000
   -h, --help             show this help

@@ -220,7 +220,8 @@ async function withStore(
   const { database } = resolveServerSettings({ database: flags.database }, io.env, file);
   let store: PrStore;
   try {
-    store = await openPrStore({ database, readOnly, poolSize: 1, coalescing: false });
+    // What only reads (history, freeze --list) needs a store that is there, and creates none.
+    store = await openPrStore({ database, readOnly, mustExist: readOnly, poolSize: 1, coalescing: false });
   } catch (error) {
     return reportStoreError(io, error);
   }

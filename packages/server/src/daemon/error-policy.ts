@@ -43,6 +43,7 @@ const STORE_ERROR_LEVEL: Record<PrStoreErrorCode, ErrorLogLevel> = {
   OVERLOADED: 'warn',
   STORE_LOCKED: 'error',
   STORE_CLOSED: 'error',
+  STORE_NOT_FOUND: 'error',
   DATABASE_ERROR: 'error',
   DRIVER_MISSING: 'error',
   // The operator froze the package on purpose: the build asked for what a freeze forbids.

@@ -1,6 +1,9 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { createReadStream, existsSync } from 'node:fs';
+import { chmod, lstat, mkdtemp, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresDatabase, type TestDatabase } from '@prserv/test-support';
 import { runInProcess } from './run-in-process.js';
@@ -72,6 +75,78 @@ describe('data commands', () => {
     const dry = await run(['import', lowering, '--database', database.url, '--dry-run', '--json']);
     expect(dry.code).toBe(1);
     expect(JSON.parse(dry.stdout)).toMatchObject({ dryRun: true, refused: true, written: false, conflictCount: 2 });
+  });
+
+  it('creates no store where it only reads: export, verify, history, freeze --list, a dry run and a migrate source', async () => {
+    const missing = join(dir, 'no-store-here');
+    const target = join(dir, 'never-made');
+    const source = await incFile('dry.inc', ['PRAUTO$1.0$a$c0 = "0"']);
+    for (const args of [
+      ['export', '--database', missing],
+      ['verify', '--database', missing],
+      ['history', '1.0', 'a', '--database', missing],
+      ['freeze', '--list', '--database', missing],
+      ['import', source, '--dry-run', '--database', missing],
+      ['migrate', '--from', missing, '--to', target],
+    ]) {
+      const result = await run(args);
+      expect(result.stderr, args.join(' ')).toContain(`no embedded prserv store at ${missing}`);
+      expect(result.code, args.join(' ')).toBe(1);
+    }
+    expect(existsSync(missing)).toBe(false);
+    expect(existsSync(target)).toBe(false);
+
+    // A PostgreSQL database without the schema: refused, and left without it.
+    const empty = await createPostgresDatabase('data_commands_empty');
+    try {
+      const result = await run(['verify', '--database', empty.url]);
+      expect(result.stderr).toContain(`no prserv store in the PostgreSQL database ${redacted(empty.url)}`);
+      expect(result.code).toBe(1);
+      const client = new pg.Client({ connectionString: empty.url });
+      await client.connect();
+      try {
+        expect((await client.query(`SELECT tablename FROM pg_tables WHERE schemaname = 'public'`)).rows).toEqual([]);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await empty.drop();
+    }
+  });
+
+  it('writes --output in place where a rename would replace what is there, and keeps a file’s permissions', async () => {
+    const expected = (await run(['export', '--database', database.url, '--format', 'inc'])).stdout;
+    expect(expected).toContain('PRAUTO_1.0_a');
+
+    // A FIFO (as /dev/null, a device) stays what it is; its reader gets the export.
+    const fifo = join(dir, 'export.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const chunks: Buffer[] = [];
+    const reading = new Promise<void>((resolve, reject) =>
+      createReadStream(fifo).on('data', (chunk) => chunks.push(chunk as Buffer)).on('end', resolve).on('error', reject),
+    );
+    const toFifo = await run(['export', '--database', database.url, '--format', 'inc', '--output', fifo]);
+    await reading;
+    expect(toFifo.code).toBe(0);
+    expect(Buffer.concat(chunks).toString()).toBe(expected);
+    expect((await lstat(fifo)).isFIFO()).toBe(true);
+
+    // A symbolic link is followed: the link stays, its target gets the export.
+    const linked = join(dir, 'linked-export.inc');
+    const link = join(dir, 'export-link.inc');
+    await symlink(linked, link);
+    expect((await run(['export', '--database', database.url, '--format', 'inc', '--output', link])).code).toBe(0);
+    expect(await readlink(link)).toBe(linked);
+    expect(await readFile(linked, 'utf8')).toBe(expected);
+
+    // A regular file is replaced whole, with the permissions it had.
+    const file = join(dir, 'private-export.inc');
+    await writeFile(file, 'old');
+    await chmod(file, 0o640);
+    expect((await run(['export', '--database', database.url, '--format', 'inc', '--output', file])).code).toBe(0);
+    expect(await readFile(file, 'utf8')).toBe(expected);
+    expect((await stat(file)).mode & 0o777).toBe(0o640);
+    expect(existsSync(`${file}.partial`)).toBe(false);
   });
 
   it('reports a source it cannot read with exit code 1 and no stack', async () => {

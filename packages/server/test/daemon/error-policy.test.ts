@@ -23,6 +23,7 @@ const expectedStoreLogLine: Record<PrStoreErrorCode, LogLine> = {
   OVERLOADED: healsByItself,
   STORE_LOCKED: needsAnOperator,
   STORE_CLOSED: needsAnOperator,
+  STORE_NOT_FOUND: needsAnOperator,
   DATABASE_ERROR: needsAnOperator,
   DRIVER_MISSING: needsAnOperator,
   PACKAGE_FROZEN: clientMistake,

@@ -1,0 +1,70 @@
+import { existsSync } from 'node:fs';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { openPrStore, PrStoreError } from '@prserv/core';
+import { createEmbeddedFolder, createPostgresDatabase, STORE_KINDS } from '@prserv/test-support';
+
+/** The tables of the database at `url`, by name. */
+async function tablesOf(url: string): Promise<string[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ tablename: string }>(`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`);
+    return rows.map((row) => row.tablename);
+  } finally {
+    await client.end();
+  }
+}
+
+async function refusal(promise: Promise<unknown>): Promise<PrStoreError> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error).toBeInstanceOf(PrStoreError);
+  return error as PrStoreError;
+}
+
+describe('openPrStore with mustExist', () => {
+  it.runIf(STORE_KINDS.some(({ kind }) => kind === 'embedded'))('refuses a folder that holds no store, and creates nothing', async () => {
+    const folder = await createEmbeddedFolder('must-exist', { fresh: true });
+    try {
+      const error = await refusal(openPrStore({ database: folder.url, mustExist: true, readOnly: true }));
+      expect(error.code).toBe('STORE_NOT_FOUND');
+      expect(error.message).toBe(`no embedded prserv store at ${folder.url} (no pgdata folder there)`);
+      expect(existsSync(folder.url)).toBe(false);
+    } finally {
+      await folder.drop();
+    }
+  });
+
+  it.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('refuses a PostgreSQL database without the schema, and leaves it without', async () => {
+    const database = await createPostgresDatabase('must_exist');
+    try {
+      for (const readOnly of [false, true]) {
+        const error = await refusal(openPrStore({ database: database.url, mustExist: true, readOnly }));
+        expect(error.code).toBe('STORE_NOT_FOUND');
+        expect(error.message).toMatch(/^no prserv store in the PostgreSQL database postgres:\/\/.* \(it has no prserv_revision table\)$/);
+      }
+      expect(await tablesOf(database.url)).toEqual([]);
+    } finally {
+      await database.drop();
+    }
+  });
+
+  it.each(STORE_KINDS)('opens a store that is there ($kind)', async ({ kind, create }) => {
+    const database = await create(`must_exist_present_${kind}`);
+    try {
+      // Made as a first start makes it, then opened only if there.
+      await (await openPrStore({ database: database.url })).close();
+      const store = await openPrStore({ database: database.url, mustExist: true, readOnly: true });
+      try {
+        expect(await store.maxPackagePr({ version: '1.0-r0', pkgarch: 'core2-64' })).toBeNull();
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await database.drop();
+    }
+  });
+});
