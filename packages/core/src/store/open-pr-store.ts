@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely';
 import type { PoolConfig } from 'pg';
 import { PrStoreError, toPrStoreError } from '../errors/pr-store-error.js';
@@ -323,6 +323,24 @@ const INSUFFICIENT_PRIVILEGE = '42501';
 /** SQLSTATE 25006: a write in a read-only transaction (a hot standby, or a role that defaults to read-only). */
 const READ_ONLY_SQL_TRANSACTION = '25006';
 
+/**
+ * `mkdir -p`. Node's own recursive mkdir never returns for a path under a folder that refuses
+ * new entries with ENOENT (e.g. `/proc/x`): here that parent is seen to exist and the error is
+ * thrown.
+ */
+async function makeFolder(path: string): Promise<void> {
+  try {
+    await mkdir(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && (await stat(path)).isDirectory()) return;
+    const parent = dirname(path);
+    if (code !== 'ENOENT' || parent === path || existsSync(parent)) throw error;
+    await makeFolder(parent);
+    await makeFolder(path);
+  }
+}
+
 /** True when the database has the prserv table, in the schema the store's sessions search. */
 async function holdsPrservSchema(db: Kysely<PrDatabase>): Promise<boolean> {
   try {
@@ -340,7 +358,7 @@ async function openEmbedded(folder: string, readOnly: boolean, mustExist: boolea
     throw new PrStoreError('STORE_NOT_FOUND', `no embedded prserv store at ${location} (no pgdata folder there)`);
   }
   try {
-    await mkdir(location, { recursive: true });
+    await makeFolder(location);
   } catch (cause) {
     throw new PrStoreError('INVALID_ARGUMENT', `cannot create the embedded store folder ${location}: ${(cause as Error).message}`, { cause });
   }

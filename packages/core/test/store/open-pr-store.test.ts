@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { openPrStore, PrStoreError } from '@prserv/core';
@@ -66,5 +67,30 @@ describe('openPrStore with mustExist', () => {
     } finally {
       await database.drop();
     }
+  });
+});
+
+describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'embedded'))('openPrStore making an embedded store folder', () => {
+  it('makes the missing folders of a path', async () => {
+    const root = await createEmbeddedFolder('nested', { fresh: true });
+    try {
+      const folder = join(root.url, 'farm', 'branch');
+      const store = await openPrStore({ database: folder });
+      try {
+        expect(await store.getPr({ version: '1.0-r0', pkgarch: 'core2-64', checksum: 'c0' })).toBe('0');
+      } finally {
+        await store.close();
+      }
+      expect(existsSync(join(folder, 'pgdata'))).toBe(true);
+    } finally {
+      await root.drop();
+    }
+  });
+
+  // Node's recursive mkdir never returns there: the open must fail, not spin.
+  it.runIf(process.platform === 'linux')('refuses a folder under one that takes no new entries (/proc)', async () => {
+    const error = await refusal(openPrStore({ database: '/proc/prserv-store/data' }));
+    expect(error.code).toBe('INVALID_ARGUMENT');
+    expect(error.message).toMatch(/^cannot create the embedded store folder \/proc\/prserv-store\/data: ENOENT/);
   });
 });
