@@ -108,6 +108,33 @@ describe.each(STORE_KINDS.filter(({ kind }) => kind === 'postgres'))('data comma
     expect(latest).toBe(`version,pkgarch,checksum,value\n${version},armv8a,m0,11\n`);
   });
 
+  it("reports a damaged source as the source's error (exit code 1) and writes nothing", async () => {
+    const target = await newDatabase('cli_bad_source');
+    const version = `5.0-r0-${randomUUID().slice(0, 8)}`;
+    const good = join(workDir, `${kind}-good.sqlite3`);
+    await writeBitbakeDatabase(good, { PRMAIN_nohist: legacyNohistRows(version) });
+    await ok('import', good, '--database', target);
+    const before = await ok('export', '--database', target, '--history');
+
+    // The store's own export, renamed to a version it lacks (every row new), cut in the middle.
+    const renamed = before.replaceAll(version, `${version}-new`);
+    const cut = join(workDir, `${kind}-cut.json`);
+    await writeFile(cut, renamed.slice(0, renamed.indexOf('"checksum"', renamed.length / 2) + 5));
+    const json = await prserv('import', cut, '--database', target);
+    expect(json.code).toBe(1);
+    expect(json.stderr).toMatch(new RegExp(`^prserv: ${cut.replaceAll('.', '\\.')}:\\d+: not valid JSON`, 'm'));
+    expect(json.stderr).not.toContain('database');
+
+    // As `head -c 4096 FILE`: sql.js's error, once with a stack trace.
+    const truncated = join(workDir, `${kind}-truncated.sqlite3`);
+    await writeFile(truncated, (await readFile(good)).subarray(0, 4096));
+    const sqlite = await prserv('import', truncated, '--database', target);
+    expect(sqlite.code).toBe(1);
+    expect(sqlite.stderr).toBe(`prserv: ${truncated} is not a readable sqlite database: database disk image is malformed\n`);
+
+    expect(await ok('export', '--database', target, '--history')).toBe(before);
+  });
+
   it('imports every row of a running server with --from-server', async () => {
     const serverDb = await newDatabase('cli_served');
     const version = `3.0-r0-${randomUUID().slice(0, 8)}`;

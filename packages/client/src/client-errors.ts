@@ -7,12 +7,16 @@ export const PR_CLIENT_ERROR_CODES = [
   'ABORTED',
   'PROTOCOL',
   'CLOSED',
+  'INVALID_OPTION',
 ] as const;
 
 /** One of {@link PR_CLIENT_ERROR_CODES}. */
 export type PrClientErrorCode = (typeof PR_CLIENT_ERROR_CODES)[number];
 
-/** A local failure of the client: the server could not be reached, answered nonsense, or took too long. */
+/**
+ * A local failure of the client: the server could not be reached, answered nonsense, or took too
+ * long; or (`INVALID_OPTION`) an option it was given cannot be used.
+ */
 export class PrClientError extends Error {
   override readonly name = 'PrClientError';
   readonly code: PrClientErrorCode;

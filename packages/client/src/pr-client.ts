@@ -9,9 +9,15 @@ import { formatServerAddress, parseServerAddress, type ServerAddress } from './s
 export interface PrClientOptions {
   /** `host:port`, `[v6]:port`, or an address object. */
   readonly address: string | ServerAddress;
-  /** Time allowed to open a connection, in ms. Default 10000. */
+  /**
+   * Time allowed to open a connection, in ms, 1 to 2147483647 (Node's longest timer, about
+   * 24.8 days); other values throw `INVALID_OPTION`. Default 10000.
+   */
   readonly connectTimeoutMs?: number;
-  /** Time allowed for one answer, in ms. Default 30000. */
+  /**
+   * Time allowed for one answer, in ms, 1 to 2147483647 (Node's longest timer, about 24.8
+   * days); other values throw `INVALID_OPTION`. Default 30000.
+   */
   readonly requestTimeoutMs?: number;
   /**
    * How many times a request is sent again on a new connection after the connection failed,
@@ -19,7 +25,10 @@ export interface PrClientOptions {
    * never retried.
    */
   readonly retries?: number;
-  /** Pause before the first retry, doubled for each further one, in ms. Default 100. */
+  /**
+   * Pause before the first retry, doubled for each further one (up to 2147483647), in ms, 0 to
+   * 2147483647 (Node's longest timer); other values throw `INVALID_OPTION`. Default 100.
+   */
   readonly retryDelayMs?: number;
   /** Largest response accepted, in bytes (exports can be big). Default 256 MiB. */
   readonly maxMessageBytes?: number;
@@ -41,7 +50,10 @@ export interface PrClientOptions {
 /** Per-call options. */
 export interface CallOptions {
   readonly signal?: AbortSignal;
-  /** Overrides the client's request timeout for this call. */
+  /**
+   * Overrides the client's request timeout for this call, in ms, 1 to 2147483647 (Node's
+   * longest timer); other values reject with `INVALID_OPTION`.
+   */
   readonly timeoutMs?: number;
 }
 
@@ -201,6 +213,9 @@ export class PrClient implements AsyncDisposable {
       protocol: options.protocol ?? 'asyncrpc',
       createSocket: options.createSocket,
     };
+    checkTimer('connectTimeoutMs', this.#options.connectTimeoutMs, 1);
+    checkTimer('requestTimeoutMs', this.#options.requestTimeoutMs, 1);
+    checkTimer('retryDelayMs', this.#options.retryDelayMs, 0);
     if (this.#options.protocol !== 'asyncrpc' && this.#options.protocol !== 'jsonrpc') {
       throw new RangeError(`protocol must be "asyncrpc" or "jsonrpc", got ${JSON.stringify(options.protocol)}`);
     }
@@ -377,6 +392,7 @@ export class PrClient implements AsyncDisposable {
   }
 
   async #call(method: string, params: Record<string, unknown>, options: CallOptions = {}): Promise<Record<string, unknown>> {
+    if (options.timeoutMs !== undefined) checkTimer('timeoutMs', options.timeoutMs, 1);
     for (let attempt = 0; ; attempt += 1) {
       if (this.#closed) throw new PrClientError('CLOSED', 'the client is closed');
       try {
@@ -389,7 +405,8 @@ export class PrClient implements AsyncDisposable {
       } catch (error) {
         const retriable = error instanceof PrClientError && (error.code === 'CONNECT_FAILED' || error.code === 'CONNECTION_LOST');
         if (!retriable || attempt >= this.#options.retries) throw error;
-        await delay(this.#options.retryDelayMs * 2 ** attempt, options.signal);
+        // Capped: doubled often enough, the pause would pass Node's longest timer and fire at once.
+        await delay(Math.min(this.#options.retryDelayMs * 2 ** attempt, MAX_TIMER_MS), options.signal);
       }
     }
   }
@@ -450,6 +467,19 @@ export class PrClient implements AsyncDisposable {
 }
 
 type Connection = AsyncRpcConnection | JsonRpcConnection;
+
+/**
+ * Longest delay, in ms, that Node's timers keep: a larger one warns (TimeoutOverflowWarning) and
+ * fires after 1 ms, so that every request would time out at once.
+ */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** Refuses a timer option that is not a number of ms from `min` to {@link MAX_TIMER_MS}. */
+function checkTimer(name: string, value: number, min: number): void {
+  if (typeof value !== 'number' || Number.isNaN(value) || value < min || value > MAX_TIMER_MS) {
+    throw new PrClientError('INVALID_OPTION', `${name} must be ${min} to ${MAX_TIMER_MS} ms (Node's longest timer), got ${String(value)}`);
+  }
+}
 
 /** Requests {@link PrClient.getPrMany} keeps in flight over `jsonrpc`. */
 const GET_PR_MANY_WINDOW = 256;

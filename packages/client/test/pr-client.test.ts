@@ -268,6 +268,31 @@ describe('PrClient failure handling', () => {
     await client.close();
   });
 
+  it('refuses timers Node cannot keep (above 2147483647 ms, NaN, 0 or negative) with INVALID_OPTION', async () => {
+    const invalid = (options: Partial<Parameters<typeof createPrClient>[0]>) => {
+      try {
+        createPrClient({ address: '127.0.0.1:1', ...options });
+      } catch (error) {
+        expect(error).toBeInstanceOf(PrClientError);
+        return error as PrClientError;
+      }
+      return undefined;
+    };
+    expect(invalid({ requestTimeoutMs: 99_999_999_999 })).toMatchObject({
+      code: 'INVALID_OPTION',
+      message: "requestTimeoutMs must be 1 to 2147483647 ms (Node's longest timer), got 99999999999",
+    });
+    expect(invalid({ connectTimeoutMs: 2 ** 31 })).toMatchObject({ code: 'INVALID_OPTION', message: expect.stringContaining('connectTimeoutMs') });
+    expect(invalid({ retryDelayMs: 2 ** 31 })).toMatchObject({ code: 'INVALID_OPTION', message: expect.stringContaining('retryDelayMs') });
+    expect(invalid({ requestTimeoutMs: Number.NaN })).toMatchObject({ code: 'INVALID_OPTION' });
+    expect(invalid({ requestTimeoutMs: 0 })).toMatchObject({ code: 'INVALID_OPTION' });
+    expect(invalid({ connectTimeoutMs: -1 })).toMatchObject({ code: 'INVALID_OPTION' });
+    expect(invalid({ requestTimeoutMs: 2_147_483_647, connectTimeoutMs: 2_147_483_647, retryDelayMs: 0 })).toBeUndefined();
+    const client = createPrClient({ address: '127.0.0.1:1', retries: 0 });
+    await expect(client.ping({ timeoutMs: 2 ** 31 })).rejects.toMatchObject({ code: 'INVALID_OPTION', message: expect.stringContaining('timeoutMs') });
+    await client.close();
+  });
+
   it('rejects an address that is not HOST:PORT', () => {
     expect(() => createPrClient({ address: 'nonsense' })).toThrow(PrClientError);
     expect(parseServerAddress('[::1]:8585')).toEqual({ host: '::1', port: 8585 });

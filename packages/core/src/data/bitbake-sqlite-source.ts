@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
-import { DataToolError } from './data-tool-error.js';
+import { DataToolError, isDataToolError } from './data-tool-error.js';
 import type { ImportSource, SourceRow } from './source-row.js';
 
 /** The first 16 bytes of every sqlite 3 database file. */
@@ -53,7 +53,7 @@ export async function openBitbakeSqliteSource(path: string, options: BitbakeSqli
   try {
     db = new SQL.Database(image);
   } catch (cause) {
-    throw new DataToolError('SOURCE_UNREADABLE', `${path} is not a readable sqlite database: ${(cause as Error).message}`, { cause });
+    throw unreadable(path, cause);
   } finally {
     image = undefined;
   }
@@ -64,13 +64,23 @@ export async function openBitbakeSqliteSource(path: string, options: BitbakeSqli
         ? `BitBake sqlite ${path}: no PR table`
         : `BitBake sqlite ${path}, table ${table.name} (${TABLE_GENERATION[table.name as BitbakePrTable] ?? 'named by --table'}, ${table.rows} rows)`,
       size: table.rows ?? 0,
-      rows: () => readRows(db, table.rows === null ? null : table.name),
+      rows: () => readRows(db, path, table.rows === null ? null : table.name),
       close: async () => db.close(),
     };
   } catch (error) {
     db.close();
-    throw error;
+    throw isDataToolError(error) ? error : unreadable(path, error);
   }
+}
+
+/**
+ * What sql.js throws for a damaged file ("database disk image is malformed", "file is not a
+ * database"), as the source's error. sql.js opens an image without reading past its header, so
+ * the damage shows only when a page is read: listing the tables, counting, or reading the rows.
+ */
+function unreadable(path: string, cause: unknown): DataToolError {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new DataToolError('SOURCE_UNREADABLE', `${path} is not a readable sqlite database: ${reason}`, { cause });
 }
 
 async function refuseLiveWal(path: string): Promise<void> {
@@ -133,14 +143,28 @@ function checkColumns(db: import('sql.js').Database, path: string, table: string
   }
 }
 
-async function* readRows(db: import('sql.js').Database, table: string | null): AsyncGenerator<SourceRow> {
+async function* readRows(db: import('sql.js').Database, path: string, table: string | null): AsyncGenerator<SourceRow> {
   if (table === null) return;
-  const statement = db.prepare(`SELECT version, pkgarch, checksum, value FROM ${quoteIdentifier(table)}`);
+  let statement: import('sql.js').Statement;
+  try {
+    statement = db.prepare(`SELECT version, pkgarch, checksum, value FROM ${quoteIdentifier(table)}`);
+  } catch (cause) {
+    throw unreadable(path, cause);
+  }
   try {
     let index = 0;
-    while (statement.step()) {
+    for (;;) {
+      // A damaged page of the table is met here, mid-import: a row count reads only page
+      // headers, so the table was counted without complaint when the file was opened.
+      let values: import('sql.js').SqlValue[];
+      try {
+        if (!statement.step()) break;
+        values = statement.get();
+      } catch (cause) {
+        throw unreadable(path, cause);
+      }
       index += 1;
-      const [version, pkgarch, checksum, value] = statement.get();
+      const [version, pkgarch, checksum, value] = values;
       yield { version, pkgarch, checksum, value, where: `${table} row ${index}` };
     }
   } finally {

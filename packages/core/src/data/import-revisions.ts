@@ -5,6 +5,7 @@ import { isRevision, normalizeRevision } from '../engine/revision.js';
 import type { PrDatabase } from '../engine/schema.js';
 import type { SourceRow } from './source-row.js';
 import { packageKeySql, prepareBulkTransaction } from './bulk-session.js';
+import { isDataToolError } from './data-tool-error.js';
 
 /** Default number of rows sent to the database per statement while staging an import. */
 export const DEFAULT_IMPORT_BATCH_SIZE = 5000;
@@ -83,6 +84,10 @@ class Rollback {
  * Nothing is written when the max-guard finds conflicts (unless `allowLower`) or on a dry run.
  * Writers of other replicas wait for the transaction (the table is locked against writes
  * throughout), so what was checked is what is written.
+ *
+ * A `DataToolError` the source raises (a line it cannot parse, a file it cannot read) rolls
+ * the transaction back and is rethrown as it is, with its own code; database failures are
+ * `PrStoreError`s.
  */
 export async function importRevisions(
   db: Kysely<PrDatabase>,
@@ -108,6 +113,9 @@ export async function importRevisions(
     });
   } catch (error) {
     if (error instanceof Rollback) return error.report;
+    // The source's fault, not the database's: wrapped, a cut-short file would read as a
+    // database error and send the user to look at a healthy store.
+    if (isDataToolError(error)) throw error;
     throw toPrStoreError(error, 'import revisions');
   }
 }

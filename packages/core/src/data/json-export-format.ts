@@ -94,7 +94,12 @@ async function* readJsonRows(path: string): AsyncGenerator<SourceRow> {
 }
 
 async function* readWholeJson(path: string): AsyncGenerator<SourceRow> {
-  const text = await readFile(path, 'utf8');
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    throw new DataToolError('SOURCE_UNREADABLE', `cannot read ${path}: ${(cause as Error).message}`, { cause });
+  }
   if (text.length > WHOLE_FILE_LIMIT) {
     throw new DataToolError('SOURCE_MALFORMED', `${path}: a JSON export over 256 MB must keep one row per line, as prserv export writes it`);
   }

@@ -39,7 +39,10 @@ async function readHead(path: string): Promise<Buffer> {
   }
   try {
     const buffer = Buffer.alloc(4096);
-    const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
+    // A directory opens, and fails only here (EISDIR).
+    const { bytesRead } = await file.read(buffer, 0, buffer.length, 0).catch((cause: Error) => {
+      throw new DataToolError('SOURCE_UNREADABLE', `cannot read ${path}: ${cause.message}`, { cause });
+    });
     if (bytesRead === 0) throw new DataToolError('SOURCE_UNREADABLE', `${path} is empty`);
     return buffer.subarray(0, bytesRead);
   } finally {

@@ -74,7 +74,8 @@ export function createRequestCoalescer<I, O>(
   options: RequestCoalescerOptions = {},
 ): RequestCoalescer<I, O> {
   const maxBatchSize = checkBound('maxBatchSize', options.maxBatchSize ?? DEFAULT_COALESCER_BOUNDS.maxBatchSize, 1);
-  const maxWaitMs = checkBound('maxWaitMs', options.maxWaitMs ?? DEFAULT_COALESCER_BOUNDS.maxWaitMs, 0);
+  // Node fires a longer timer after 1 ms.
+  const maxWaitMs = checkBound('maxWaitMs', options.maxWaitMs ?? DEFAULT_COALESCER_BOUNDS.maxWaitMs, 0, 2_147_483_647);
   const maxQueued = checkBound('maxQueued', options.maxQueued ?? DEFAULT_COALESCER_BOUNDS.maxQueued, 1);
   const maxInFlight = checkBound('maxInFlight', options.maxInFlight ?? DEFAULT_COALESCER_BOUNDS.maxInFlight, 1);
   const schedule = options.schedule ?? defaultSchedule;
@@ -153,9 +154,10 @@ export function createRequestCoalescer<I, O>(
   };
 }
 
-function checkBound(name: string, value: number, min: number): number {
+function checkBound(name: string, value: number, min: number, max: number = Number.MAX_SAFE_INTEGER): number {
   if (!Number.isInteger(value) || value < min) {
     throw new PrStoreError('INVALID_ARGUMENT', `${name} must be an integer of at least ${min}, got ${String(value)}`);
   }
+  if (value > max) throw new PrStoreError('INVALID_ARGUMENT', `${name} must be at most ${max}, got ${String(value)}`);
   return value;
 }

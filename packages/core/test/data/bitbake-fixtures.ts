@@ -1,6 +1,6 @@
 // Builds BitBake PR databases the way each generation of BitBake's lib/prserv/db.py lays them
 // out, so that the importer is tested against the real schemas, not against its own idea of them.
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import initSqlJs from 'sql.js';
 
 /** `PRTable.__init__` of Yocto 4.0 and 5.0: one table per mode, one integer value per checksum. */
@@ -44,6 +44,25 @@ export async function writeBitbakeDatabase(path: string, tables: FixtureTables, 
 }
 
 /**
+ * Damages the file as a bad disk block would, where only reading the rows finds it: the cells of
+ * the last table leaf page (b-tree page type 13, after the schema on page 1) are overwritten,
+ * and its header is kept, so sqlite still counts the table's rows from the page headers
+ * (https://www.sqlite.org/fileformat2.html#b_tree_pages).
+ */
+export async function damageLastTablePage(path: string): Promise<void> {
+  const image = await readFile(path);
+  const pageSize = image.readUInt16BE(16) === 1 ? 65_536 : image.readUInt16BE(16);
+  let page = image.length / pageSize;
+  while (page > 1 && image[(page - 1) * pageSize] !== 13) page -= 1;
+  if (page === 1) throw new Error(`${path} has no table leaf page after page 1`);
+  const start = (page - 1) * pageSize;
+  // Bytes 5 and 6 of the page header: where the cell content area begins.
+  const cells = image.readUInt16BE(start + 5) || 65_536;
+  image.fill(0xff, start + cells, start + pageSize);
+  await writeFile(path, image);
+}
+
+/**
  * How a Yocto 5.0 server in no-history mode leaves package `version`: c0..c3 asked in turn, then c0
  * again (INSERT OR REPLACE moves it to 4); and a second package whose twelve checksums run past 9.
  */
@@ -75,4 +94,12 @@ export function modernRows(version: string): FixtureRow[] {
     [`${version}-up`, 'armv8a', 'u1', '2.0'],
     [`${version}-up`, 'armv8a', 'u2', '2.1'],
   ];
+}
+
+/**
+ * `count` checksums of 64 characters in one no-history package, valued from `first` up: 400 fill
+ * about ten 4 KiB table pages.
+ */
+export function manyLegacyRows(version: string, count: number, first = 0): FixtureRow[] {
+  return Array.from({ length: count }, (_, index): FixtureRow => [version, 'core2-64', index.toString(16).padStart(64, '0'), first + index]);
 }

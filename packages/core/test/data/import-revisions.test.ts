@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type DataStore,
+  DataToolError,
   type ExportFormat,
   formatRevisions,
   importRevisions,
@@ -16,7 +17,7 @@ import {
   streamRevisions,
 } from '@prserv/core';
 import { STORE_KINDS, type TestDatabase } from '@prserv/test-support';
-import { legacyHistRows, legacyNohistRows, modernRows, writeBitbakeDatabase } from './bitbake-fixtures.js';
+import { damageLastTablePage, legacyHistRows, legacyNohistRows, manyLegacyRows, modernRows, writeBitbakeDatabase } from './bitbake-fixtures.js';
 
 describe.each(STORE_KINDS)('importing into $kind', ({ kind, create }) => {
   let database: TestDatabase;
@@ -190,6 +191,63 @@ describe.each(STORE_KINDS)('importing into $kind', ({ kind, create }) => {
     ]);
     expect(await data.store.maxPackagePr({ version: `${version}-frozen`, pkgarch: 'core2-64' })).toBe('0');
     await data.store.thaw({ version: `${version}-fro*` });
+  });
+
+  it("stops at a source's own error with its code, naming the file, and writes nothing", async () => {
+    const version = fresh();
+    const base = join(dir, `${version}-base.sqlite3`);
+    await writeBitbakeDatabase(base, { PRMAIN: [[version, 'core2-64', 'base', '0']] });
+    await importFile(base);
+    const before = await exportText(data, 'json', version);
+
+    // Thirty good rows above the store's, so that batches of 10 are staged before the bad part.
+    const head = '{"format":"prserv-export","formatVersion":1,"history":true,"version":null,"pkgarch":null,"rows":[\n';
+    const jsonRows = Array.from({ length: 30 }, (_, index) => `${JSON.stringify({ version, pkgarch: 'core2-64', checksum: `j${index}`, value: String(index + 1) })},\n`).join('');
+    const incRows = Array.from({ length: 30 }, (_, index) => `PRAUTO$${version}$core2-64$i${index} = "${index + 1}"\n`).join('');
+    const file = async (name: string, text: string) => {
+      const path = join(dir, `${version}-${name}`);
+      await writeFile(path, text);
+      return path;
+    };
+    const sqlite = async (name: string) => {
+      const path = join(dir, `${version}-${name}`);
+      await writeBitbakeDatabase(path, { PRMAIN_nohist: manyLegacyRows(version, 400, 1) });
+      return path;
+    };
+    const cutSqlite = await sqlite('cut.sqlite3');
+    // As `head -c 4096 FILE`: the header and the schema survive, the table's pages do not.
+    await writeFile(cutSqlite, (await readFile(cutSqlite)).subarray(0, 4096));
+    const damagedSqlite = await sqlite('damaged.sqlite3');
+    await damageLastTablePage(damagedSqlite);
+    const cases: [path: string, code: string, reason: string][] = [
+      // `prserv export --format json` output cut in the middle of a line.
+      [await file('cut.json', `${head}${jsonRows}{"version":"${version}","pkgarch":"core2-64","chec`), 'SOURCE_MALFORMED', ':32: not valid JSON'],
+      [await file('unclosed.json', `${head}${jsonRows}`), 'SOURCE_MALFORMED', 'ends before the closing "]}"'],
+      [await file('v2.json', `${head.replace('"formatVersion":1', '"formatVersion":2')}${jsonRows}]}\n`), 'SOURCE_MALFORMED', 'format version 2'],
+      [await file('broken.inc', `${incRows}PRAUTO$${version}$core2-64 = "99"\n`), 'SOURCE_MALFORMED', ':31: not a line of a bitbake-prserv-tool export file'],
+      [cutSqlite, 'SOURCE_UNREADABLE', 'is not a readable sqlite database: database disk image is malformed'],
+      // Found mid-import, after batches of its rows were staged.
+      [damagedSqlite, 'SOURCE_UNREADABLE', 'is not a readable sqlite database: database disk image is malformed'],
+    ];
+    for (const [path, code, reason] of cases) {
+      const error: unknown = await importFile(path, { batchSize: 10 }).catch((thrown: unknown) => thrown);
+      expect(error, path).toBeInstanceOf(DataToolError);
+      expect(error, path).toMatchObject({ code, message: expect.stringContaining(reason) });
+      expect((error as Error).message.startsWith(path), (error as Error).message).toBe(true);
+    }
+    expect(await exportText(data, 'json', version)).toBe(before);
+  });
+
+  it('reports a file that goes away after it was opened as unreadable, not as a database failure', async () => {
+    const version = fresh();
+    const path = join(dir, `${version}-gone.inc`);
+    await writeFile(path, `PRAUTO$${version}$core2-64$a = "1"\n`);
+    const source = await openImportSource(path);
+    await rm(path);
+    const error: unknown = await importRevisions(data.db, source.rows()).catch((thrown: unknown) => thrown);
+    expect(error).toBeInstanceOf(DataToolError);
+    expect(error).toMatchObject({ code: 'SOURCE_UNREADABLE', message: expect.stringContaining(`cannot read ${path}: ENOENT`) });
+    expect(await data.store.maxPackagePr({ version, pkgarch: 'core2-64' })).toBeNull();
   });
 
   it('round trip: export → import into a fresh store → identical export, in json and in inc', async () => {

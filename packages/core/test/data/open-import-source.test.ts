@@ -79,6 +79,10 @@ describe('detection', () => {
     await writeFile(path, 'PRAUTO$1$a$b = "1"\n');
     await expect(openImportSource(path, { table: 'PRMAIN' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
+
+  it('refuses a directory as unreadable, naming it', async () => {
+    await expect(openImportSource(dir)).rejects.toMatchObject({ name: 'DataToolError', code: 'SOURCE_UNREADABLE', message: expect.stringContaining(`cannot read ${dir}: EISDIR`) });
+  });
 });
 
 describe('checkSourceRow', () => {

@@ -175,6 +175,8 @@ describe('request coalescer', () => {
     const run = async () => [];
     expect(() => createRequestCoalescer(run, { maxBatchSize: 0 })).toThrow(/maxBatchSize must be an integer of at least 1/);
     expect(() => createRequestCoalescer(run, { maxWaitMs: -1 })).toThrow(/maxWaitMs/);
+    // Past Node's timer limit a wait would end after 1 ms.
+    expect(() => createRequestCoalescer(run, { maxWaitMs: 2_147_483_648 })).toThrow(/maxWaitMs must be at most 2147483647, got 2147483648/);
     expect(() => createRequestCoalescer(run, { maxQueued: 1.5 })).toThrow(/maxQueued/);
     expect(() => createRequestCoalescer(run, { maxInFlight: 0 })).toThrow(/maxInFlight/);
   });

@@ -25,10 +25,23 @@ function findMistake(args: string[], options: Options, allowPositionals: boolean
     if (!option) return `unknown option ${token.rawName}`;
     if (option.type === 'boolean' && token.inlineValue) return `option ${token.rawName} takes no value`;
     if (option.type === 'string') {
-      // "--database --bind x": the parser would take "--bind" as the database.
-      const missing = token.value === undefined || token.value === '' || (!token.inlineValue && token.value.startsWith('-'));
-      if (missing) return `option ${token.rawName} needs a value`;
+      const { value } = token;
+      if (value === undefined) return `option ${token.rawName} needs a value`;
+      if (value === '') return `option ${token.rawName}: its value is empty`;
+      // "--database --bind x": the parser would take "--bind" as the database. A value starting
+      // with '-' is refused unless given inline, so that a forgotten value never swallows a flag.
+      if (!token.inlineValue && value.startsWith('-')) {
+        // The next word is one of this command's options: the value was forgotten.
+        if (isOptionName(value, options)) return `option ${token.rawName} needs a value`;
+        return `option ${token.rawName}: its value ${JSON.stringify(value)} starts with "-"; write ${token.rawName}=${value} if you mean it`;
+      }
     }
   }
   return undefined;
+}
+
+/** True when `word` is `--name`, `--name=…` or `-x` of an option in `options`. */
+function isOptionName(word: string, options: Options): boolean {
+  if (word.startsWith('--')) return Object.hasOwn(options, word.slice(2).split('=')[0]!);
+  return Object.values(options).some((option) => option.short !== undefined && word.startsWith(`-${option.short}`));
 }

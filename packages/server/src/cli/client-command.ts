@@ -5,27 +5,25 @@ import { checkCommandArguments } from './arguments.js';
 import type { ConfigFile } from './config-file.js';
 import { ConfigError, UsageError } from './errors.js';
 import type { CliIo } from './io.js';
-import { runClientHistory, runPreflight } from './release-commands.js';
-import { resolveClientSettings } from './settings.js';
+import { formatHistory, runPreflight } from './release-commands.js';
+import { MAX_TIMER_MS, resolveClientSettings } from './settings.js';
 import { runStressCommand } from './stress/stress-command.js';
 
-const COMMAND_ARITY: Record<string, number> = {
-  'get-pr': 3,
-  'test-pr': 3,
-  'test-package': 2,
-  'max-package-pr': 2,
-  'import-one': 4,
-  export: 0,
-  ping: 0,
-  'is-readonly': 0,
-  stats: 0,
-  'reset-stats': 0,
-  preflight: 1,
-  history: 3,
+/** The operands of each command, as help and README name them; `[X]` may be left out (only last). */
+const COMMAND_OPERANDS: Record<string, readonly string[]> = {
+  'get-pr': ['VERSION', 'PKGARCH', 'CHECKSUM'],
+  'test-pr': ['VERSION', 'PKGARCH', 'CHECKSUM'],
+  'test-package': ['VERSION', 'PKGARCH'],
+  'max-package-pr': ['VERSION', 'PKGARCH'],
+  'import-one': ['VERSION', 'PKGARCH', 'CHECKSUM', 'VALUE'],
+  export: [],
+  ping: [],
+  'is-readonly': [],
+  stats: [],
+  'reset-stats': [],
+  preflight: ['FILE'],
+  history: ['VERSION', 'PKGARCH', '[CHECKSUM]'],
 };
-
-/** Commands whose last operand may be left out (history's CHECKSUM). */
-const OPTIONAL_LAST_OPERAND = new Set(['history']);
 
 /** Options of `prserv client` commands other than `stress`. */
 const CLIENT_OPTIONS = {
@@ -61,10 +59,15 @@ export async function runClientCommand(args: string[], io: CliIo, loadConfig: (p
   if (!command) {
     throw new UsageError('missing command (stress, get-pr, test-pr, test-package, max-package-pr, import-one, export, ping, is-readonly, stats, reset-stats, preflight, history)');
   }
-  const arity = COMMAND_ARITY[command];
-  if (arity === undefined) throw new UsageError(`unknown client command "${command}"`);
-  if (operands.length !== arity && !(OPTIONAL_LAST_OPERAND.has(command) && operands.length === arity - 1)) {
-    throw new UsageError(`${command} takes ${arity} argument${arity === 1 ? '' : 's'}, got ${operands.length}`);
+  const names = COMMAND_OPERANDS[command];
+  if (names === undefined) throw new UsageError(`unknown client command "${command}"`);
+  const optional = names.at(-1)?.startsWith('[') ? 1 : 0;
+  if (operands.length > names.length || operands.length < names.length - optional) {
+    // Named as help and README name them: "history takes VERSION PKGARCH [CHECKSUM]", not "takes 3".
+    const wanted = names.length === 0 ? 'no arguments' : names.join(' ');
+    throw new UsageError(
+      `${command} takes ${wanted}, got ${operands.length} argument${operands.length === 1 ? '' : 's'} (see 'prserv client --help')`,
+    );
   }
   if (command !== 'export' && (values.version || values.pkgarch || values.checksum || values.colinfo)) {
     throw new UsageError('--version, --pkgarch, --checksum and --colinfo belong to export');
@@ -80,6 +83,10 @@ export async function runClientCommand(args: string[], io: CliIo, loadConfig: (p
   }
   const timeout = values.timeout === undefined ? 30_000 : Number(values.timeout);
   if (!Number.isInteger(timeout) || timeout <= 0) throw new ConfigError(`invalid --timeout ${JSON.stringify(values.timeout)}: expected milliseconds`);
+  if (timeout > MAX_TIMER_MS) {
+    // A longer timer fires after 1 ms: every request would time out at once.
+    throw new ConfigError(`invalid --timeout ${JSON.stringify(values.timeout)}: at most ${MAX_TIMER_MS} ms (the longest timer Node keeps, about 24.8 days)`);
+  }
   const file = values.config ? await loadConfig(values.config) : undefined;
   const { serverAddr } = resolveClientSettings(values.server, io.env, file);
 
@@ -153,8 +160,12 @@ export async function runClientCommand(args: string[], io: CliIo, loadConfig: (p
       }
       case 'preflight':
         return await runPreflight(client, version, history, values.json, io);
-      case 'history':
-        return await runClientHistory(client, operands, values.json, io);
+      case 'history': {
+        const only = operands[2]; // CHECKSUM, when given
+        const revisions = await client.history({ version, pkgarch, checksum: only });
+        io.stdout.write(values.json ? `${JSON.stringify({ version, pkgarch, revisions })}\n` : formatHistory(version, pkgarch, revisions, only));
+        break;
+      }
       case 'stats':
       case 'reset-stats': {
         const stats = command === 'stats' ? await client.stats() : await client.resetStats();

@@ -72,9 +72,10 @@ export async function runImportCommand(args: string[], io: CliIo): Promise<numbe
       for (const path of positionals) sources.push(await openImportSource(path, { table: values.table }));
       if (fromServer !== undefined) sources.push(await openServerSource(fromServer));
       for (const source of sources) io.stderr.write(`prserv: reading ${source.description}\n`);
-      // A dry run writes nothing, not even a new store: it needs one to compare against.
+      // A dry run into a store that is not there yet creates it empty, as the import would: the
+      // usual first step of moving to a new database (README, Migrating from bitbake-prserv).
       const dryRun = values['dry-run'] ?? false;
-      const data = await openDataStore({ database, mustExist: dryRun });
+      const data = await openDataStore({ database });
       const progress = createProgress(io.stderr, sources.reduce<number | undefined>((sum, source) => (sum === undefined || source.size === undefined ? undefined : sum + source.size), 0));
       try {
         const report = await importRevisions(data.db, concatRows(sources), {

@@ -35,8 +35,8 @@ Options:
                          through its export request; no need to stop it or find its file
   --table NAME           the table of a BitBake database to read (PRMAIN_nohist, PRMAIN_hist,
                          PRMAIN), for a file with rows in several
-  --dry-run              report what would change (new rows, packages, conflicts); write nothing
-                         (the store must exist: a dry run creates none)
+  --dry-run              report what would change (new rows, packages, conflicts); write no PR
+                         (a store that is not there yet is created empty, as by the import)
   --allow-lower          write rows the max-guard stops too
   --batch-size N         rows per statement while staging. Default: 5000
   --json                 print the report as one JSON object

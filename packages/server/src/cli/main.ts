@@ -11,8 +11,9 @@ import { runServerCommand } from './server-command.js';
 /** The `prserv` command. Resolves with the process exit code. */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const [command, ...given] = argv;
-  // `pnpm start -- --bind …` hands the `--` on; nothing here takes positional arguments after it.
-  const rest = given[0] === '--' ? given.slice(1) : given;
+  // `pnpm start -- --bind …` hands the `--` on to `server`, which takes no operands. Other
+  // commands keep it: there it ends the options (`prserv freeze -- '-rc*'`).
+  const rest = command === 'server' && given[0] === '--' ? given.slice(1) : given;
   try {
     if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
       io.stdout.write(MAIN_HELP);

@@ -34,7 +34,7 @@ export async function runHistoryCommand(args: string[], io: CliIo): Promise<numb
   const [version, pkgarch, checksum] = positionals as [string, string, string | undefined];
   return withStore(io, values, true, async (store) => {
     const revisions = await store.packageHistory({ version, pkgarch, checksum });
-    io.stdout.write(values.json ? `${JSON.stringify({ version, pkgarch, revisions })}\n` : formatHistory(version, pkgarch, revisions));
+    io.stdout.write(values.json ? `${JSON.stringify({ version, pkgarch, revisions })}\n` : formatHistory(version, pkgarch, revisions, checksum));
     return 0;
   });
 }
@@ -102,23 +102,18 @@ export async function runPreflight(client: PrClient, file: string, history: bool
   return report.counts.bump > 0 || report.counts.refused > 0 ? PREFLIGHT_WOULD_MOVE : 0;
 }
 
-/** `prserv client history VERSION PKGARCH [CHECKSUM]`, over the wire. */
-export async function runClientHistory(client: PrClient, operands: string[], json: boolean, io: CliIo): Promise<number> {
-  const [version = '', pkgarch = '', checksum] = operands;
-  const revisions = await client.history({ version, pkgarch, checksum });
-  io.stdout.write(json ? `${JSON.stringify({ version, pkgarch, revisions })}\n` : formatHistory(version, pkgarch, revisions));
-  return 0;
-}
-
 /**
  * The timeline as a table, one PR a line, with a note saying why it was stored: the package's
  * first PR, a new checksum, or a checksum returning after others moved the package on.
  */
-export function formatHistory(version: string, pkgarch: string, revisions: readonly HistoryEntry[]): string {
-  if (revisions.length === 0) return `${version} ${pkgarch}: no PRs stored\n`;
+export function formatHistory(version: string, pkgarch: string, revisions: readonly HistoryEntry[], checksum?: string): string {
+  // With a CHECKSUM the rows are that checksum's only: the last is its greatest, not the package's.
+  const subject = checksum === undefined ? `${version} ${pkgarch}` : `${version} ${pkgarch} ${checksum}`;
+  const of = checksum === undefined ? '' : ' of this checksum';
+  if (revisions.length === 0) return `${subject}: no PRs stored${checksum === undefined ? '' : ' for this checksum'}\n`;
   const greatest = revisions.at(-1)!.value;
   const lines = [
-    `${version} ${pkgarch}: ${revisions.length} row${revisions.length === 1 ? '' : 's'}, greatest PR ${greatest}`,
+    `${subject}: ${revisions.length} row${revisions.length === 1 ? '' : 's'}, greatest PR${of} ${greatest}`,
     ['PR', 'CHECKSUM', 'STORED_AT', 'HOW', 'FROM', 'PREVIOUS_MAX', 'NOTE'].join('\t'),
   ];
   const earlier = new Map<string, string>();

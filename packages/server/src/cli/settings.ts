@@ -74,6 +74,12 @@ export const SERVER_DEFAULTS = {
   prepared_statements: true,
 } as const;
 
+/**
+ * Longest delay, in ms, that Node's timers keep: a larger one warns (TimeoutOverflowWarning) and
+ * fires after 1 ms, so every setting that becomes a timer is refused above it.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 /** Default address of `prserv client`. */
 export const DEFAULT_SERVER_ADDR = `localhost:${DEFAULT_PORT}`;
 
@@ -170,7 +176,7 @@ export function resolveServerSettings(
   }
   const syncModeGiven = pick(flags.syncMode, 'sync_mode', 'sync_mode').value !== undefined;
   const batchSize = asPositiveInteger(pick(flags.batchSize, 'batch_size', 'batch_size')) ?? SERVER_DEFAULTS.batch_size;
-  const batchWaitMs = asWholeNumber(pick(flags.batchWaitMs, 'batch_wait_ms', 'batch_wait_ms')) ?? SERVER_DEFAULTS.batch_wait_ms;
+  const batchWaitMs = asMilliseconds(pick(flags.batchWaitMs, 'batch_wait_ms', 'batch_wait_ms')) ?? SERVER_DEFAULTS.batch_wait_ms;
   const maxClients = asPositiveInteger(pick(flags.maxClients, 'max_clients', 'max_clients')) ?? SERVER_DEFAULTS.max_clients;
   const allow = asNetworks(pick(flags.allow, 'allow', 'allow'));
   const allowWrite = asNetworks(pick(flags.allowWrite, 'allow_write', 'allow_write'));
@@ -209,8 +215,8 @@ export function resolveServerSettings(
     maxClients,
     allow,
     allowWrite,
-    requestTimeoutMs: Math.round(requestTimeout * 1000),
-    idleTimeoutMs: Math.round(idleTimeout * 1000),
+    requestTimeoutMs: secondsToMs(requestTimeout),
+    idleTimeoutMs: secondsToMs(idleTimeout),
     maxUnreadBytes,
     http,
     logFormat: logFormat as LogFormat,
@@ -231,6 +237,48 @@ function checkDatabase(database: string, source: string): void {
       `invalid ${source}: "${scheme}://" is not a database URL prserv knows; give postgres://… or postgresql://… for PostgreSQL, or a folder path for the embedded store`,
     );
   }
+  if (isPostgresUrl(database)) {
+    const mistake = postgresUrlMistake(database);
+    // The URL itself is never echoed: it may hold a password.
+    if (mistake) throw new ConfigError(`invalid ${source}: ${mistake}`);
+  }
+}
+
+/**
+ * What keeps a PostgreSQL URL from being opened, or undefined. Parsed as `pg` parses it
+ * (pg-connection-string: spaces encoded first, an empty host after `user@` allowed), so that
+ * nothing `pg` would open is refused; a port must be 1–65535, in the authority or `?port=`.
+ */
+export function postgresUrlMistake(url: string): string | undefined {
+  const port = authorityPort(url);
+  // The port is not echoed: with a '/' in an unencoded password, these digits may be the password's.
+  if (port !== undefined && !isPort(port)) return 'the port of the PostgreSQL URL is not between 1 and 65535';
+  let parsed: URL;
+  try {
+    const text = / |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(url) ? encodeURI(url).replace(/%25(\d\d)/g, '%$1') : url;
+    try {
+      parsed = new URL(text);
+    } catch {
+      parsed = new URL(text.replace('@/', '@___DUMMY___/'));
+    }
+  } catch {
+    return 'not a valid PostgreSQL URL: expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE, with [brackets] around an IPv6 host and special characters in the user or password %-encoded';
+  }
+  if (parsed.port !== '' && !isPort(parsed.port)) return 'the port of the PostgreSQL URL is not between 1 and 65535';
+  const queryPort = parsed.searchParams.get('port');
+  if (queryPort !== null && !isPort(queryPort)) return `port=${JSON.stringify(queryPort)} of the PostgreSQL URL is not between 1 and 65535`;
+  return undefined;
+}
+
+/** The digits after the host of `scheme://[userinfo@]host:PORT/…`, whether or not the URL parses. */
+function authorityPort(url: string): string | undefined {
+  const authority = /^[a-z]+:\/\/([^/?#]*)/i.exec(url)?.[1] ?? '';
+  const hostPort = authority.slice(authority.lastIndexOf('@') + 1);
+  return /^(?:\[[^\]]*\]|[^:[\]]*):(\d+)$/.exec(hostPort)?.[1];
+}
+
+function isPort(text: string): boolean {
+  return /^\d+$/.test(text) && Number(text) >= 1 && Number(text) <= 65535;
 }
 
 /** Resolves the client's server address: flag > environment > config file > default. */
@@ -312,13 +360,35 @@ function asInteger({ value, source }: { value: Raw; source: string }, min: numbe
   return number;
 }
 
-/** Seconds, fractions allowed ("0.5"); 0 only where it means "off". */
+/**
+ * Milliseconds of a timer: a whole number, at most {@link MAX_TIMER_MS}.
+ */
+function asMilliseconds(setting: { value: Raw; source: string }): number | undefined {
+  const ms = asWholeNumber(setting);
+  if (ms !== undefined && ms > MAX_TIMER_MS) {
+    throw new ConfigError(`invalid ${setting.source} ${JSON.stringify(setting.value)}: at most ${MAX_TIMER_MS} ms (the longest timer Node keeps, about 24.8 days)`);
+  }
+  return ms;
+}
+
+/** Most seconds a timer setting takes: {@link MAX_TIMER_MS} in seconds. */
+const MAX_TIMER_SECONDS = MAX_TIMER_MS / 1000;
+
+function secondsToMs(seconds: number): number {
+  return Math.round(seconds * 1000);
+}
+
+/** Seconds, fractions allowed ("0.5"); 0 only where it means "off"; at most {@link MAX_TIMER_SECONDS}. */
 function asSeconds({ value, source }: { value: Raw; source: string }, zeroAllowed: boolean): number | undefined {
   if (value === undefined) return undefined;
   const number = typeof value === 'number' ? value : typeof value === 'string' && /^\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : Number.NaN;
   // Below a millisecond rounds to 0, which means "never" or is refused: not what anyone asked for.
-  if (!Number.isFinite(number) || (number === 0 ? !zeroAllowed : number < 0.001) || number > 86_400 * 365) {
+  if (!Number.isFinite(number) || (number === 0 ? !zeroAllowed : number < 0.001)) {
     throw new ConfigError(`invalid ${source} ${JSON.stringify(value)}: expected seconds, ${zeroAllowed ? '0 (off) or more' : 'more than 0'}`);
+  }
+  // Checked on the milliseconds the timer gets, so that rounding cannot carry a value past the limit.
+  if (secondsToMs(number) > MAX_TIMER_MS) {
+    throw new ConfigError(`invalid ${source} ${JSON.stringify(value)}: at most ${MAX_TIMER_SECONDS} seconds (the longest timer Node keeps, about 24.8 days)`);
   }
   return number;
 }

@@ -98,6 +98,18 @@ function positive(name: string, value: number): number {
   return value;
 }
 
+/** Node's timers take at most this many ms; a longer delay fires after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** A delay given in ms, checked against {@link MAX_TIMER_MS} too. */
+function timerMs(name: string, value: number, zeroAllowed: boolean): number {
+  if (!(zeroAllowed ? value >= 0 : value > 0)) {
+    throw new RangeError(`${name} must be ${zeroAllowed ? '0 or more' : 'more than 0'}, got ${String(value)}`);
+  }
+  if (value > MAX_TIMER_MS) throw new RangeError(`${name} must be at most ${MAX_TIMER_MS} ms (Node's timer limit), got ${String(value)}`);
+  return value;
+}
+
 function readOnlyViewOf(engine: PrEngine): PrEngine {
   if (engine.readOnly) return engine;
   const view = engine.readOnlyView?.();
@@ -121,18 +133,17 @@ export async function startPrServer(options: PrServerOptions): Promise<RunningPr
   const logger = options.logger ?? silentLogger;
   const sessions = new Set<ServedConnection>();
   const stats = new ServerStats(() => sessions.size);
-  const requestTimeoutMs = positive('requestTimeoutMs', options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+  const requestTimeoutMs = timerMs('requestTimeoutMs', options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, false);
   const sessionOptions = {
     context: { engine: options.engine, defaultHistory: options.defaultHistory ?? false, stats },
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-    handshakeTimeoutMs: positive('handshakeTimeoutMs', options.handshakeTimeoutMs ?? requestTimeoutMs),
+    handshakeTimeoutMs: timerMs('handshakeTimeoutMs', options.handshakeTimeoutMs ?? requestTimeoutMs, false),
     requestTimeoutMs,
-    idleTimeoutMs: options.idleTimeoutMs ?? 0,
+    idleTimeoutMs: timerMs('idleTimeoutMs', options.idleTimeoutMs ?? 0, true),
     maxUnreadBytes: positive('maxUnreadBytes', options.maxUnreadBytes ?? DEFAULT_MAX_UNREAD_BYTES),
     logger,
     stats,
   };
-  if (!(sessionOptions.idleTimeoutMs >= 0)) throw new RangeError(`idleTimeoutMs must be 0 or more, got ${String(options.idleTimeoutMs)}`);
   let closing = false;
   const maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
   const allowed = options.allow ? parseNetworks(options.allow) : undefined;

@@ -23,8 +23,11 @@ describe('checkCommandArguments', () => {
     [['--bogus'], 'unknown option --bogus'],
     [['-x'], 'unknown option -x'],
     [['--database'], 'option --database needs a value'],
-    [['--database='], 'option --database needs a value'],
     [['--database', '--read-only'], 'option --database needs a value'],
+    [['--database', '-x*'], 'option --database: its value "-x*" starts with "-"; write --database=-x* if you mean it'],
+    [['--database', '--elsewhere'], 'option --database: its value "--elsewhere" starts with "-"; write --database=--elsewhere if you mean it'],
+    [['--database', ''], 'option --database: its value is empty'],
+    [['--database='], 'option --database: its value is empty'],
     [['--read-only=yes'], 'option --read-only takes no value'],
     [['extra'], 'unexpected argument "extra"'],
     [['--database', 'db', '--bogus', '--read-only'], 'unknown option --bogus'],
@@ -45,5 +48,10 @@ describe('checkCommandArguments', () => {
 
   it('accepts operands where the command takes them', () => {
     expect(mistakeOf(['get-pr', '1.0', 'core2-64', 'c1'], true)).toBeUndefined();
+  });
+
+  it('takes everything after -- as operands, dashes and all', () => {
+    expect(mistakeOf(['--database', 'db', '--', '-x*', '--read-only', '--bogus'], true)).toBeUndefined();
+    expect(mistakeOf(['--', '-1.0'], false)).toBe(`unexpected argument "-1.0" (see 'prserv server --help')`);
   });
 });

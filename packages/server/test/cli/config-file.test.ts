@@ -134,6 +134,33 @@ describe('loadConfigFile', () => {
     expect(error.message).toContain(path);
   });
 
+  it('leads to a refusal, naming the key, of timers past the Node timer limit and of a PostgreSQL URL with a bad port', async () => {
+    const path = await write(
+      'limits.yaml',
+      ['server:', '  request_timeout: 3000000', '  idle_timeout: 2200000', '  batch_wait_ms: 99999999999', ''].join('\n'),
+    );
+    const file = await loadConfigFile(path);
+    const refusal = (server: Record<string, unknown>) => {
+      try {
+        resolveServerSettings({}, {}, { server, client: {} });
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        return (error as ConfigError).message;
+      }
+      return 'accepted';
+    };
+    expect(refusal(file.server)).toMatch(/^invalid server\.batch_wait_ms in the config file 99999999999: at most 2147483647 ms/);
+    expect(refusal({ ...file.server, batch_wait_ms: 0 })).toMatch(
+      /^invalid server\.request_timeout in the config file 3000000: at most 2147483\.647 seconds/,
+    );
+    expect(refusal({ ...file.server, batch_wait_ms: 0, request_timeout: 30 })).toMatch(
+      /^invalid server\.idle_timeout in the config file 2200000: at most 2147483\.647 seconds/,
+    );
+    const database = await write('database.yaml', 'server:\n  database: postgres://prserv:hunter2@db:99999/prserv\n');
+    const message = refusal((await loadConfigFile(database)).server);
+    expect(message).toBe('invalid server.database in the config file: the port of the PostgreSQL URL is not between 1 and 65535');
+  });
+
   it('refuses a missing file, naming it', async () => {
     const path = join(dir, 'absent.yaml');
     const error = await configErrorOfAsync(() => loadConfigFile(path));

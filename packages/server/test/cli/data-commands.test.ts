@@ -77,16 +77,14 @@ describe('data commands', () => {
     expect(JSON.parse(dry.stdout)).toMatchObject({ dryRun: true, refused: true, written: false, conflictCount: 2 });
   });
 
-  it('creates no store where it only reads: export, verify, history, freeze --list, a dry run and a migrate source', async () => {
+  it('creates no store where it only reads: export, verify, history, freeze --list and a migrate source', async () => {
     const missing = join(dir, 'no-store-here');
     const target = join(dir, 'never-made');
-    const source = await incFile('dry.inc', ['PRAUTO$1.0$a$c0 = "0"']);
     for (const args of [
       ['export', '--database', missing],
       ['verify', '--database', missing],
       ['history', '1.0', 'a', '--database', missing],
       ['freeze', '--list', '--database', missing],
-      ['import', source, '--dry-run', '--database', missing],
       ['migrate', '--from', missing, '--to', target],
     ]) {
       const result = await run(args);

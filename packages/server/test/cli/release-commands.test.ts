@@ -128,11 +128,21 @@ describe.each(STORE_KINDS)('release-control commands on $kind', ({ kind, create 
       ['1', 'b', 'get-pr-nohist', '127.0.0.1', '0', 'new checksum'],
       ['2', 'a', 'get-pr-nohist', '127.0.0.1', '1', 'checksum returned (it had 0); PRs never go down'],
     ]);
+    // One checksum's rows: the header gives that checksum's greatest PR, and says so.
+    const ofA = (await run(['history', 'busybox-1.36', 'core2-64', 'a'], env)).stdout.split('\n');
+    expect(ofA[0]).toBe('busybox-1.36 core2-64 a: 2 rows, greatest PR of this checksum 2');
+    expect((await run(['history', 'busybox-1.36', 'core2-64', 'nothing'], env)).stdout).toBe(
+      'busybox-1.36 core2-64 nothing: no PRs stored for this checksum\n',
+    );
     expect(JSON.parse((await run(['history', 'busybox-1.36', 'core2-64', 'b', '--json'], env)).stdout)).toEqual({
       version: 'busybox-1.36',
       pkgarch: 'core2-64',
       revisions: [expect.objectContaining({ checksum: 'b', value: '1', storedHow: 'get-pr-nohist', previousMax: '0' })],
     });
+
+    // `--` ends the options, so a pattern may start with '-'.
+    expect((await run(['freeze', '--', '-rc*'], env)).stdout).toBe('frozen: version "-rc*", pkgarch "*"\n');
+    expect((await run(['thaw', '--', '-rc*'], env)).stdout).toBe('thawed: version "-rc*", pkgarch "*"\n');
 
     expect((await run(['thaw', 'held-*'], env)).stdout).toBe('thawed: version "held-*", pkgarch "*"\n');
     const again = await run(['thaw', 'held-*'], env);

@@ -3,6 +3,7 @@ import type { ConfigFile } from '../../src/cli/config-file.js';
 import { ConfigError } from '../../src/cli/errors.js';
 import {
   DEFAULT_SERVER_ADDR,
+  MAX_TIMER_MS,
   parseBind,
   resolveClientSettings,
   resolveServerSettings,
@@ -149,6 +150,66 @@ describe('resolveServerSettings', () => {
       [{ maxUnreadBytes: '1MiB' }, {}, '--max-unread-bytes'],
     ])('refuses %j %j naming %s', (flags, env, source) => {
       expect(configErrorOf(() => resolveServerSettings(flags, env, NO_FILE)).message).toContain(source);
+    });
+  });
+
+  describe('settings that become timers stop at the longest Node timer (2147483647 ms)', () => {
+    it('accepts the longest timer in seconds and in ms', () => {
+      expect(MAX_TIMER_MS).toBe(2_147_483_647);
+      expect(resolveServerSettings({ requestTimeout: '2147483.647', idleTimeout: '2147483', batchWaitMs: '2147483647' }, {}, NO_FILE)).toMatchObject({
+        requestTimeoutMs: 2_147_483_647,
+        idleTimeoutMs: 2_147_483_000,
+        batchWaitMs: 2_147_483_647,
+      });
+    });
+
+    it.each([
+      [{ requestTimeout: '3000000' }, {}, NO_FILE, 'invalid --request-timeout "3000000": at most 2147483.647 seconds'],
+      [{ requestTimeout: '2147483.648' }, {}, NO_FILE, 'invalid --request-timeout "2147483.648": at most 2147483.647 seconds'],
+      [{}, { PRSERV_REQUEST_TIMEOUT: '31536000' }, NO_FILE, 'invalid PRSERV_REQUEST_TIMEOUT "31536000": at most 2147483.647 seconds'],
+      [{}, {}, fileWith({ request_timeout: 3e6 }), 'invalid server.request_timeout in the config file 3000000: at most 2147483.647 seconds'],
+      [{ idleTimeout: '2200000' }, {}, NO_FILE, 'invalid --idle-timeout "2200000": at most 2147483.647 seconds'],
+      [{}, { PRSERV_IDLE_TIMEOUT: '2200000' }, NO_FILE, 'invalid PRSERV_IDLE_TIMEOUT "2200000": at most 2147483.647 seconds'],
+      [{}, {}, fileWith({ idle_timeout: 2_200_000 }), 'invalid server.idle_timeout in the config file 2200000: at most 2147483.647 seconds'],
+      [{ batchWaitMs: '2147483648' }, {}, NO_FILE, 'invalid --batch-wait "2147483648": at most 2147483647 ms'],
+      [{}, { PRSERV_BATCH_WAIT_MS: '99999999999' }, NO_FILE, 'invalid PRSERV_BATCH_WAIT_MS "99999999999": at most 2147483647 ms'],
+      [{}, {}, fileWith({ batch_wait_ms: 2 ** 31 }), 'invalid server.batch_wait_ms in the config file 2147483648: at most 2147483647 ms'],
+    ])('refuses %j %j %j: %s', (flags, env, file, message) => {
+      const error = configErrorOf(() => resolveServerSettings(flags, env, file));
+      expect(error.message.slice(0, message.length + 2)).toBe(`${message} (`);
+      expect(error.message).not.toContain('\n');
+    });
+  });
+
+  describe('PostgreSQL URLs', () => {
+    it.each([
+      'postgres://prserv@db.example/prserv',
+      'postgresql://u:p@127.0.0.1:5432/prserv',
+      'postgres://u@[::1]:65535/prserv',
+      // As pg reads them: no host after user@ (the socket from PGHOST), a space, the port as a parameter.
+      'postgres://u@/prserv',
+      'postgres://u:pass word@h/prserv',
+      'postgres:///prserv?host=/var/run/postgresql&port=5433',
+    ])('accepts %s', (database) => {
+      expect(resolveServerSettings({ database }, {}, NO_FILE).database).toBe(database);
+    });
+
+    it.each([
+      ['postgres://postgres:s3cret@127.0.0.1:99999/x', 'the port of the PostgreSQL URL is not between 1 and 65535'],
+      ['postgres://postgres:s3cret@127.0.0.1:0/x', 'the port of the PostgreSQL URL is not between 1 and 65535'],
+      ['postgres://u:s3cret@h/x?port=70000', 'port="70000" of the PostgreSQL URL is not between 1 and 65535'],
+      ['postgres://u:s3cret@[::1/x', 'not a valid PostgreSQL URL'],
+    ])('refuses %s without echoing it: %s', (database, mistake) => {
+      for (const [flags, env, file, source] of [
+        [{ database }, {}, NO_FILE, '--database'],
+        [{}, { PRSERV_DATABASE: database }, NO_FILE, 'PRSERV_DATABASE'],
+        [{}, {}, fileWith({ database }), 'server.database in the config file'],
+      ] as const) {
+        const error = configErrorOf(() => resolveServerSettings(flags, env, file));
+        expect(error.message.slice(0, `invalid ${source}: ${mistake}`.length)).toBe(`invalid ${source}: ${mistake}`);
+        expect(error.message).not.toContain('s3cret');
+        expect(error.message).not.toContain('\n');
+      }
     });
   });
 

@@ -72,3 +72,17 @@ describe('prserv server limits', () => {
     raw.close();
   });
 });
+
+describe('startPrServer timer options', () => {
+  // Node fires a longer timer after 1 ms: such a server would drop every connection at once.
+  it.each([
+    ['requestTimeoutMs', { requestTimeoutMs: 2_147_483_648 }, 'requestTimeoutMs must be at most 2147483647 ms'],
+    ['handshakeTimeoutMs', { handshakeTimeoutMs: 3e9 }, 'handshakeTimeoutMs must be at most 2147483647 ms'],
+    ['idleTimeoutMs', { idleTimeoutMs: 2.2e9 }, 'idleTimeoutMs must be at most 2147483647 ms'],
+    ['a negative idleTimeoutMs', { idleTimeoutMs: -1 }, 'idleTimeoutMs must be 0 or more, got -1'],
+    ['a zero requestTimeoutMs', { requestTimeoutMs: 0 }, 'requestTimeoutMs must be more than 0, got 0'],
+  ])('refuses %s before listening', async (_name, timers, message) => {
+    const engine = {} as PrEngine;
+    await expect(startPrServer({ engine, host: '127.0.0.1', port: 0, ...timers })).rejects.toThrow(message);
+  });
+});
