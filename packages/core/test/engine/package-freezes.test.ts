@@ -14,18 +14,10 @@ import {
   type UpstreamPrSource,
 } from '@prserv/core';
 import { STORE_KINDS, type TestDatabase } from '@prserv/test-support';
+import { storeRefusal } from '../store-refusal.js';
 
 function freshPackage(prefix = 'frz') {
   return { version: `${prefix}-${randomUUID().slice(0, 8)}-r0`, pkgarch: 'core2-64' };
-}
-
-async function refusal(promise: Promise<unknown>): Promise<PrStoreError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as PrStoreError;
-  }
-  throw new Error('expected a refusal');
 }
 
 describe('globToLike', () => {
@@ -131,14 +123,14 @@ describe.each(STORE_KINDS)('frozen packages on $kind', ({ kind, create }) => {
   it('refuses get-pr for a frozen package that has no revision, and import-one into any frozen package', async () => {
     const pkg = freshPackage('never');
     await store.freeze({ version: pkg.version });
-    const refused = await refusal(store.getPr({ ...pkg, checksum: 'c0' }));
+    const refused = await storeRefusal(store.getPr({ ...pkg, checksum: 'c0' }));
     expect(refused.code).toBe('PACKAGE_FROZEN');
     expect(refused.message).toContain(`package ${pkg.version} core2-64 is frozen (freeze "${pkg.version}")`);
-    const imported = await refusal(store.importOne({ ...pkg, checksum: 'c0', value: '3' }));
+    const imported = await storeRefusal(store.importOne({ ...pkg, checksum: 'c0', value: '3' }));
     expect(imported.code).toBe('PACKAGE_FROZEN');
     expect(await store.maxPackagePr(pkg)).toBeNull();
     // A read-only view answers what a writer would: the same refusal.
-    expect((await refusal(store.readOnlyView!().getPr({ ...pkg, checksum: 'c0' }))).code).toBe('PACKAGE_FROZEN');
+    expect((await storeRefusal(store.readOnlyView!().getPr({ ...pkg, checksum: 'c0' }))).code).toBe('PACKAGE_FROZEN');
     await store.thaw({ version: pkg.version });
     expect(await store.getPr({ ...pkg, checksum: 'c0' })).toBe('0');
   });
@@ -195,7 +187,7 @@ describe.each(STORE_KINDS)('frozen packages on $kind', ({ kind, create }) => {
       expect(await chained.previewPr!({ ...pkg, checksum: 'c1' })).toMatchObject({ value: '5.0', isNew: false });
       const other = freshPackage('chain-empty');
       await store.freeze({ version: other.version });
-      expect((await refusal(chained.getPr({ ...other, checksum: 'c0' }))).code).toBe('PACKAGE_FROZEN');
+      expect((await storeRefusal(chained.getPr({ ...other, checksum: 'c0' }))).code).toBe('PACKAGE_FROZEN');
       await store.thaw({ version: other.version });
     } finally {
       await store.thaw({ version: pkg.version });

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { importRevisions, openDataStore, openPrStore, type PrStore, PrStoreError } from '@prserv/core';
+import { importRevisions, openDataStore, openPrStore, type PrStore } from '@prserv/core';
+import { storeRefusal } from '../store-refusal.js';
 import { createPostgresDatabase, STORE_KINDS, type TestDatabase } from '@prserv/test-support';
 
 // The rights docs/integration.md (*Requirements*, Rights) says a writer's role needs once the
@@ -61,14 +62,6 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('a writer ro
     }
   }
 
-  async function refusal(promise: Promise<unknown>): Promise<PrStoreError> {
-    const error = await promise.then(
-      () => undefined,
-      (caught: unknown) => caught,
-    );
-    expect(error).toBeInstanceOf(PrStoreError);
-    return error as PrStoreError;
-  }
 
   const importOneRow = (checksum: string, value: string) =>
     (async () => {
@@ -94,7 +87,7 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('a writer ro
 
   it('needs INSERT and DELETE on prserv_freeze to freeze and thaw', async () => {
     await withStore(async (store) => {
-      expect((await refusal(store.freeze({ version: pkg.version }))).cause).toMatchObject({ code: INSUFFICIENT_PRIVILEGE });
+      expect((await storeRefusal(store.freeze({ version: pkg.version }))).cause).toMatchObject({ code: INSUFFICIENT_PRIVILEGE });
     });
     await asAdmin(`GRANT INSERT, DELETE ON prserv_freeze TO ${role.name}`, true);
     await withStore(async (store) => {
@@ -106,7 +99,7 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('a writer ro
   });
 
   it('needs UPDATE on prserv_revision for a bulk import, which changes no stored row', async () => {
-    expect((await refusal(importOneRow('imported', '9'))).cause).toMatchObject({ code: INSUFFICIENT_PRIVILEGE });
+    expect((await storeRefusal(importOneRow('imported', '9'))).cause).toMatchObject({ code: INSUFFICIENT_PRIVILEGE });
     await asAdmin(`GRANT UPDATE ON prserv_revision TO ${role.name}`, true);
     const before = await withStore((store) => store.exportRows({ ...pkg, history: true }));
     expect((await importOneRow('imported', '9')).written).toBe(true);

@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { openPrStore, PrStoreError } from '@prserv/core';
+import { openPrStore } from '@prserv/core';
+import { storeRefusal } from '../store-refusal.js';
 import { createEmbeddedFolder, createPostgresDatabase, STORE_KINDS } from '@prserv/test-support';
 
 /** The tables of the database at `url`, by name. */
@@ -17,20 +18,11 @@ async function tablesOf(url: string): Promise<string[]> {
   }
 }
 
-async function refusal(promise: Promise<unknown>): Promise<PrStoreError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(PrStoreError);
-  return error as PrStoreError;
-}
-
 describe('openPrStore with mustExist', () => {
   it.runIf(STORE_KINDS.some(({ kind }) => kind === 'embedded'))('refuses a folder that holds no store, and creates nothing', async () => {
     const folder = await createEmbeddedFolder('must-exist', { fresh: true });
     try {
-      const error = await refusal(openPrStore({ database: folder.url, mustExist: true, readOnly: true }));
+      const error = await storeRefusal(openPrStore({ database: folder.url, mustExist: true, readOnly: true }));
       expect(error.code).toBe('STORE_NOT_FOUND');
       expect(error.message).toBe(`no embedded prserv store at ${folder.url} (no pgdata folder there)`);
       expect(existsSync(folder.url)).toBe(false);
@@ -43,7 +35,7 @@ describe('openPrStore with mustExist', () => {
     const database = await createPostgresDatabase('must_exist');
     try {
       for (const readOnly of [false, true]) {
-        const error = await refusal(openPrStore({ database: database.url, mustExist: true, readOnly }));
+        const error = await storeRefusal(openPrStore({ database: database.url, mustExist: true, readOnly }));
         expect(error.code).toBe('STORE_NOT_FOUND');
         expect(error.message).toMatch(/^no prserv store in the PostgreSQL database postgres:\/\/.* \(it has no prserv_revision table\)$/);
       }
@@ -89,7 +81,7 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'embedded'))('openPrStore
 
   // Node's recursive mkdir never returns there: the open must fail, not spin.
   it.runIf(process.platform === 'linux')('refuses a folder under one that takes no new entries (/proc)', async () => {
-    const error = await refusal(openPrStore({ database: '/proc/prserv-store/data' }));
+    const error = await storeRefusal(openPrStore({ database: '/proc/prserv-store/data' }));
     expect(error.code).toBe('INVALID_ARGUMENT');
     expect(error.message).toMatch(/^cannot create the embedded store folder \/proc\/prserv-store\/data: ENOENT/);
   });
