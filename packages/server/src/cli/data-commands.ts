@@ -153,11 +153,12 @@ async function writeOutputFile(output: string, chunks: AsyncIterable<string>): P
     return;
   }
   const partial = `${output}.partial`;
-  const file = createWriteStream(partial, existing === undefined ? {} : { mode: existing.mode & 0o7777 });
+  const file = createWriteStream(partial);
   try {
     await writeAll(chunks, file);
     file.end();
     await once(file, 'finish');
+    // Set after writing: a mode given at creation would pass through the umask.
     if (existing !== undefined) await chmod(partial, existing.mode & 0o7777);
     await rename(partial, output);
   } catch (error) {

@@ -1,9 +1,12 @@
 import { DEFAULT_COALESCER_BOUNDS, DEFAULT_EMBEDDED_PATH, DEFAULT_POOL_SIZE, isPostgresUrl, KEY_BYTES_CEILING, MAX_KEY_BYTES } from '@prserv/core';
 import { parseServerAddress } from '@prserv/client';
-import { DEFAULT_MAX_CLIENTS, DEFAULT_MAX_UNREAD_BYTES, DEFAULT_PORT, DEFAULT_REQUEST_TIMEOUT_MS, parseNetworks } from '../daemon/pr-server.js';
+import { DEFAULT_MAX_CLIENTS, DEFAULT_MAX_UNREAD_BYTES, DEFAULT_PORT, DEFAULT_REQUEST_TIMEOUT_MS, MAX_TIMER_MS, parseNetworks } from '../daemon/pr-server.js';
 import { LOG_LEVELS, type LogLevel } from '../daemon/logger.js';
 import type { ConfigFile } from './config-file.js';
 import { ConfigError } from './errors.js';
+
+// The timer limit is the daemon's; settings and the client command check against it.
+export { MAX_TIMER_MS };
 
 /** Everything `prserv server` runs with, after flags, environment, config file and defaults. */
 export interface ServerSettings {
@@ -73,12 +76,6 @@ export const SERVER_DEFAULTS = {
   max_key_bytes: MAX_KEY_BYTES,
   prepared_statements: true,
 } as const;
-
-/**
- * Longest delay, in ms, that Node's timers keep: a larger one warns (TimeoutOverflowWarning) and
- * fires after 1 ms, so every setting that becomes a timer is refused above it.
- */
-export const MAX_TIMER_MS = 2_147_483_647;
 
 /** Default address of `prserv client`. */
 export const DEFAULT_SERVER_ADDR = `localhost:${DEFAULT_PORT}`;

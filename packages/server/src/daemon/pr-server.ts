@@ -98,8 +98,11 @@ function positive(name: string, value: number): number {
   return value;
 }
 
-/** Node's timers take at most this many ms; a longer delay fires after 1 ms. */
-const MAX_TIMER_MS = 2_147_483_647;
+/**
+ * Longest delay, in ms, that Node's timers keep: a larger one warns (TimeoutOverflowWarning) and
+ * fires after 1 ms, so every setting that becomes a timer is refused above it.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
 
 /** A delay given in ms, checked against {@link MAX_TIMER_MS} too. */
 function timerMs(name: string, value: number, zeroAllowed: boolean): number {
