@@ -135,7 +135,7 @@ describe.each(STORE_KINDS.filter(({ kind }) => kind === 'postgres'))('data comma
     expect(await ok('export', '--database', target, '--history')).toBe(before);
   });
 
-  it('imports every row of a running server with --from-server', async () => {
+  it('imports every row of a running server with --from-server, or from its export answer saved by client export --json', async () => {
     const serverDb = await newDatabase('cli_served');
     const version = `3.0-r0-${randomUUID().slice(0, 8)}`;
     const file = join(workDir, `${kind}-served.sqlite3`);
@@ -147,6 +147,12 @@ describe.each(STORE_KINDS.filter(({ kind }) => kind === 'postgres'))('data comma
       const target = await newDatabase('cli_pulled');
       expect(await ok('import', '--from-server', server.address, '--database', target)).toMatch(/15 new \(2 new packages\)/);
       expect(await ok('export', '--database', target, '--history')).toBe(expected);
+
+      const saved = join(workDir, `${kind}-export-answer.json`);
+      await writeFile(saved, await ok('client', '--server', server.address, '--json', 'export', '--history', '--colinfo'));
+      const fromFile = await newDatabase('cli_saved_answer');
+      expect(await ok('import', saved, '--database', fromFile)).toMatch(/15 new \(2 new packages\)/);
+      expect(await ok('export', '--database', fromFile, '--history')).toBe(expected);
     } finally {
       await server.stop();
     }

@@ -65,6 +65,7 @@ export type { OpenImportSourceOptions } from './data/open-import-source.js';
 export { BITBAKE_PR_TABLES, openBitbakeSqliteSource } from './data/bitbake-sqlite-source.js';
 export type { BitbakePrTable, BitbakeSqliteSourceOptions } from './data/bitbake-sqlite-source.js';
 export { openPrautoIncSource } from './data/prauto-inc-source.js';
+export { openBitbakeJsonExportSource } from './data/bitbake-json-export-source.js';
 export { JSON_EXPORT_FORMAT, JSON_EXPORT_FORMAT_VERSION, openJsonExportSource } from './data/json-export-format.js';
 export type { JsonExportHeader } from './data/json-export-format.js';
 export type { ImportSource, SourceRow } from './data/source-row.js';

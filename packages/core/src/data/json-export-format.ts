@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import type { RevisionRow } from '../engine/revision-keys.js';
-import { DataToolError } from './data-tool-error.js';
+import { malformed, parseJson, readJsonDocument } from './json-document.js';
 import { readLines } from './line-reader.js';
 import type { ImportSource, SourceRow } from './source-row.js';
 
@@ -40,9 +39,6 @@ export const JSON_EXPORT_TAIL = ']}\n';
 export function looksLikeJsonExport(head: string): boolean {
   return /^\s*\{\s*"format"\s*:\s*"prserv-export"/.test(head);
 }
-
-/** Largest JSON export read whole when it is not laid out one row per line (re-formatted by hand or a tool). */
-const WHOLE_FILE_LIMIT = 256 * 1024 * 1024;
 
 /** Opens a JSON export of prserv for import; rows are read as a stream, one line at a time. */
 export async function openJsonExportSource(path: string): Promise<ImportSource> {
@@ -93,17 +89,9 @@ async function* readJsonRows(path: string): AsyncGenerator<SourceRow> {
   }
 }
 
+/** An export not laid out one row per line (re-formatted by hand or a tool): read whole. */
 async function* readWholeJson(path: string): AsyncGenerator<SourceRow> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (cause) {
-    throw new DataToolError('SOURCE_UNREADABLE', `cannot read ${path}: ${(cause as Error).message}`, { cause });
-  }
-  if (text.length > WHOLE_FILE_LIMIT) {
-    throw new DataToolError('SOURCE_MALFORMED', `${path}: a JSON export over 256 MB must keep one row per line, as prserv export writes it`);
-  }
-  const document = parseJson(text, path, 1);
+  const document = await readJsonDocument(path, 'must keep one row per line, as prserv export writes it');
   checkHeader(document, path);
   const rows = (document as { rows?: unknown }).rows;
   if (!Array.isArray(rows)) throw malformed(path, 1, '"rows" must be an array');
@@ -119,16 +107,4 @@ function checkHeader(document: unknown, path: string): void {
   if (head.formatVersion !== JSON_EXPORT_FORMAT_VERSION) {
     throw malformed(path, 1, `format version ${JSON.stringify(head.formatVersion)} is not one this release reads (${JSON_EXPORT_FORMAT_VERSION})`);
   }
-}
-
-function parseJson(text: string, path: string, line: number): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (cause) {
-    throw malformed(path, line, `not valid JSON (${(cause as Error).message})`);
-  }
-}
-
-function malformed(path: string, line: number, reason: string): DataToolError {
-  return new DataToolError('SOURCE_MALFORMED', `${path}:${line}: ${reason}`);
 }

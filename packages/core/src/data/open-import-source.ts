@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises';
+import { looksLikeBitbakeJsonExport, openBitbakeJsonExportSource } from './bitbake-json-export-source.js';
 import { openBitbakeSqliteSource, SQLITE_MAGIC } from './bitbake-sqlite-source.js';
 import { DataToolError } from './data-tool-error.js';
 import { looksLikeJsonExport, openJsonExportSource } from './json-export-format.js';
@@ -13,7 +14,8 @@ export interface OpenImportSourceOptions {
 
 /**
  * Opens a file to import, recognising its kind by its first bytes: a BitBake PR database
- * (sqlite, any generation), a `bitbake-prserv-tool export` file, or prserv's JSON export.
+ * (sqlite, any generation), a `bitbake-prserv-tool export` file, prserv's JSON export, or a
+ * server's `export` answer saved as JSON (`prserv client export --json`).
  */
 export async function openImportSource(path: string, options: OpenImportSourceOptions = {}): Promise<ImportSource> {
   const head = await readHead(path);
@@ -23,10 +25,11 @@ export async function openImportSource(path: string, options: OpenImportSourceOp
   }
   const text = head.toString('utf8');
   if (looksLikeJsonExport(text)) return openJsonExportSource(path);
+  if (looksLikeBitbakeJsonExport(text)) return openBitbakeJsonExportSource(path);
   if (looksLikePrautoInc(text) || /^\s*(#|$)/.test(text)) return openPrautoIncSource(path);
   throw new DataToolError(
     'SOURCE_UNREADABLE',
-    `${path} is neither a BitBake PR database (sqlite), a bitbake-prserv-tool export file (PRAUTO$… lines) nor a prserv JSON export`,
+    `${path} is neither a BitBake PR database (sqlite), a bitbake-prserv-tool export file (PRAUTO$… lines), a prserv JSON export nor a saved export answer ({"metainfo", "datainfo"})`,
   );
 }
 

@@ -72,6 +72,47 @@ describe('JSON exports', () => {
   });
 });
 
+describe('saved export answers', () => {
+  it('reads the datainfo rows of a modern and of a legacy server, with or without metainfo', async () => {
+    const modern = {
+      metainfo: { tbl_name: 'PRMAIN', core_ver: '2.0.0', col_info: [] },
+      datainfo: [
+        { version: '1.0-r0', pkgarch: 'core2-64', checksum: 'ab12', value: '0' },
+        { version: '1.0-r0', pkgarch: 'core2-64', checksum: 'cd34', value: '0.1' },
+      ],
+    };
+    expect(await rowsOf(JSON.stringify(modern), 'modern.json')).toEqual([
+      ['1.0-r0', 'core2-64', 'ab12', '0'],
+      ['1.0-r0', 'core2-64', 'cd34', '0.1'],
+    ]);
+    const legacy = { datainfo: [{ version: '1.0', pkgarch: 'all', checksum: 'ef56', value: 7 }], metainfo: {} };
+    expect(await rowsOf(JSON.stringify(legacy, null, 2), 'legacy.json')).toEqual([['1.0', 'all', 'ef56', 7]]);
+  });
+
+  it('passes a row that is not an object on to the row checks, naming it', async () => {
+    const path = join(dir, 'odd-row.json');
+    await writeFile(path, JSON.stringify({ metainfo: {}, datainfo: ['1.0 all ab12 3'] }));
+    const source = await openImportSource(path);
+    const rows = [];
+    for await (const row of source.rows()) rows.push(row);
+    expect(rows).toHaveLength(1);
+    expect(checkSourceRow(rows[0]!)).toBe('version is missing');
+    expect(rows[0]!.where).toBe(`${path} row 1`);
+  });
+
+  it('refuses an answer without a datainfo array, or cut short', async () => {
+    await expect(rowsOf('{"metainfo": {}, "datainfo": {"version": "1.0"}}', 'no-array.json')).rejects.toMatchObject({
+      code: 'SOURCE_MALFORMED',
+      message: expect.stringContaining('"datainfo" must be an array of rows'),
+    });
+    await expect(rowsOf('{"metainfo": [], "datainfo": []}', 'bad-meta.json')).rejects.toMatchObject({ code: 'SOURCE_MALFORMED' });
+    await expect(rowsOf('{"metainfo": {}, "datainfo": [{"version": "1.0", ', 'cut-answer.json')).rejects.toMatchObject({
+      code: 'SOURCE_MALFORMED',
+      message: expect.stringContaining('cut-answer.json:1: not valid JSON'),
+    });
+  });
+});
+
 describe('detection', () => {
   it('refuses a file of no known kind and --table on anything but sqlite', async () => {
     await expect(rowsOf('hello\n', 'notes.txt')).rejects.toMatchObject({ code: 'SOURCE_UNREADABLE' });

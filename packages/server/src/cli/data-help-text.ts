@@ -24,7 +24,8 @@ its content:
     non-empty -wal beside it belongs to a running BitBake server: stop it first, or use
     --from-server. A file with rows in more than one table needs --table;
   - a bitbake-prserv-tool export file (PRAUTO$version$pkgarch$checksum = "value" lines);
-  - a JSON export of prserv (prserv export --format json).
+  - a JSON export of prserv (prserv export --format json);
+  - a server's export answer saved as JSON (prserv client export --history --json).
 
 Max-guard: an import may not put a revision below what the store has (a checksum's first
 revision, another checksum's revision, or a new checksum at or under the package's greatest).

@@ -215,8 +215,9 @@ async function withStore(
   const { database } = resolveServerSettings({ database: flags.database }, io.env, file);
   let store: PrStore;
   try {
-    // What only reads (history, freeze --list) needs a store that is there, and creates none.
-    store = await openPrStore({ database, readOnly, mustExist: readOnly, poolSize: 1, coalescing: false });
+    // None of these commands creates a store: a mistyped path or URL would otherwise get a new,
+    // empty one, and a freeze there would leave the real store's packages open.
+    store = await openPrStore({ database, readOnly, mustExist: true, poolSize: 1, coalescing: false });
   } catch (error) {
     return reportStoreError(io, error);
   }

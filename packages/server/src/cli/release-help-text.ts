@@ -42,8 +42,10 @@ Options:
 ${DATABASE_OPTIONS}
   -h, --help           show this help
 
-The embedded store is one process's: stop its server to freeze, or use PostgreSQL.
-Exit codes: 0 frozen (also when it already was), 1 the database failed, 2 bad usage.
+The store must exist (a server has run on it, or an import made it): a mistyped path or URL
+fails instead of getting a new store. The embedded store is one process's: stop its server to
+freeze, or use PostgreSQL.
+Exit codes: 0 frozen (also when it already was), 1 no store there or the database failed, 2 bad usage.
 `;
 
 /** `prserv thaw --help`. */
@@ -58,7 +60,7 @@ Options:
 ${DATABASE_OPTIONS}
   -h, --help           show this help
 
-Exit codes: 0 thawed, 1 no such freeze or the database failed, 2 bad usage.
+Exit codes: 0 thawed, 1 no such freeze, no store there or the database failed, 2 bad usage.
 `;
 
 /** The lines of \`prserv client --help\` for the release-control commands. */

@@ -77,7 +77,7 @@ describe('data commands', () => {
     expect(JSON.parse(dry.stdout)).toMatchObject({ dryRun: true, refused: true, written: false, conflictCount: 2 });
   });
 
-  it('creates no store where it only reads: export, verify, history, freeze --list and a migrate source', async () => {
+  it('creates no store where there is none: export, verify, history, freeze, thaw and a migrate source', async () => {
     const missing = join(dir, 'no-store-here');
     const target = join(dir, 'never-made');
     for (const args of [
@@ -85,6 +85,8 @@ describe('data commands', () => {
       ['verify', '--database', missing],
       ['history', '1.0', 'a', '--database', missing],
       ['freeze', '--list', '--database', missing],
+      ['freeze', 'linux-*', '--database', missing],
+      ['thaw', 'linux-*', '--database', missing],
       ['migrate', '--from', missing, '--to', target],
     ]) {
       const result = await run(args);
@@ -97,9 +99,11 @@ describe('data commands', () => {
     // A PostgreSQL database without the schema: refused, and left without it.
     const empty = await createPostgresDatabase('data_commands_empty');
     try {
-      const result = await run(['verify', '--database', empty.url]);
-      expect(result.stderr).toContain(`no prserv store in the PostgreSQL database ${redacted(empty.url)}`);
-      expect(result.code).toBe(1);
+      for (const args of [['verify'], ['freeze', 'linux-*']]) {
+        const result = await run([...args, '--database', empty.url]);
+        expect(result.stderr, args.join(' ')).toContain(`no prserv store in the PostgreSQL database ${redacted(empty.url)}`);
+        expect(result.code, args.join(' ')).toBe(1);
+      }
       const client = new pg.Client({ connectionString: empty.url });
       await client.connect();
       try {

@@ -50,6 +50,8 @@ describe.each(STORE_KINDS)('release-control commands on $kind', ({ kind, create 
 
   beforeAll(async () => {
     database = await create(`release_cli_${kind}`);
+    // The store as a server's first start leaves it: these commands create none.
+    await (await openPrStore({ database: database.url })).close();
   });
   afterAll(async () => {
     await database?.drop();
