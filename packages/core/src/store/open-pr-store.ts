@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely';
-import type { PoolConfig } from 'pg';
+import type { PoolClient, PoolConfig } from 'pg';
 import { PrStoreError, toPrStoreError } from '../errors/pr-store-error.js';
 import { isSchemaCurrent, migrateToLatest } from '../engine/migrations.js';
 import type { CoalescingOptions } from '../engine/coalesce-revision-queries.js';
@@ -227,7 +227,14 @@ async function openPostgres(url: string, poolSize: number, options: OpenPrStoreO
     idle_in_transaction_session_timeout: statementTimeout * 2,
   } satisfies PoolConfig;
   const client = options.preparedStatements === false ? pg.Client : preparedStatementClient(pg, REQUEST_PATH_STATEMENTS);
-  const pool = new pg.Pool({ ...connection, Client: readOnly ? readOnlySessionClient(client) : client, max: poolSize });
+  const pool = new pg.Pool({
+    ...connection,
+    Client: readOnly ? readOnlySessionClient(client) : client,
+    max: poolSize,
+    // Once per connection, before the pool hands it to anyone: Kysely and the pipelined
+    // sessions share the pool. A failure fails that checkout, and the connection is closed.
+    onConnect: (session: PoolClient) => session.query(REQUEST_PATH_SETTINGS),
+  } as PoolConfig);
   const report = (error: Error) => options.onBackgroundError?.(error);
   // Idle connections report through the pool; a connection in use emits 'error' on itself, and
   // neither pg nor Kysely listens there: unheard, a dropped connection would crash the process.
@@ -235,12 +242,7 @@ async function openPostgres(url: string, poolSize: number, options: OpenPrStoreO
   pool.on('error', report);
   pool.on('connect', (client) => client.on('error', report));
   const db = new Kysely<PrDatabase>({
-    dialect: new PostgresDialect({
-      pool,
-      onCreateConnection: async (connection) => {
-        await connection.executeQuery(CompiledQuery.raw(REQUEST_PATH_SETTINGS));
-      },
-    }),
+    dialect: new PostgresDialect({ pool }),
   });
   const closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
   const close = async () => {
@@ -259,7 +261,7 @@ async function openPostgres(url: string, poolSize: number, options: OpenPrStoreO
   const afterMigration = readOnly ? () => checkSessionReadOnly(db) : undefined;
   const poolFigures = () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
   // A read-only store never allocates; its sessions stay as they are.
-  const pipelinedSessions = readOnly ? undefined : pipelinedPgSessions(pool, REQUEST_PATH_SETTINGS, options.preparedStatements === false ? new Map() : REQUEST_PATH_STATEMENTS);
+  const pipelinedSessions = readOnly ? undefined : pipelinedPgSessions(pool, options.preparedStatements === false ? new Map() : REQUEST_PATH_STATEMENTS);
   return { kind: 'postgres', location: redactUrl(url), db, migrate, afterMigration, poolFigures, pipelinedSessions, close };
 }
 

@@ -13,24 +13,14 @@ function isServerError(error: Error): boolean {
 
 /**
  * {@link PipelinedSessions} over a pg pool: each `run` goes to the server as one
- * {@link StatementGroup}, one write answered by one read. A connection first gets
- * `sessionSettings` (the request path's session settings, which Kysely applies to the
- * connections it opens itself). Statements named in `names` are prepared once per connection,
- * sharing pg's record with the pool's other users; the others are parsed each time.
+ * {@link StatementGroup}, one write answered by one read. Sessions are the pool's as they come
+ * (their settings are the pool's to make, e.g. in its `onConnect`). Statements named in `names`
+ * are prepared once per connection, sharing pg's record with the pool's other users; the others
+ * are parsed each time.
  */
-export function pipelinedPgSessions(pool: pg.Pool, sessionSettings: string, names: ReadonlyMap<string, string> = new Map()): PipelinedSessions {
-  const settled = new WeakSet<pg.PoolClient>();
+export function pipelinedPgSessions(pool: pg.Pool, names: ReadonlyMap<string, string> = new Map()): PipelinedSessions {
   return async () => {
     const client = await pool.connect();
-    if (!settled.has(client)) {
-      try {
-        await client.query(sessionSettings);
-      } catch (error) {
-        client.release(error as Error);
-        throw error;
-      }
-      settled.add(client);
-    }
     const parseType = (dataTypeId: number) => client.getTypeParser(dataTypeId, 'text') as (text: string) => unknown;
     return {
       run: (statements) =>

@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
+import { CompiledQuery, type Kysely, sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { openPrStore } from '@prserv/core';
+import { createPrEngine, openPrStore, type PipelinedSessions, type PrDatabase } from '@prserv/core';
 import { storeRefusal } from '../store-refusal.js';
 import { createEmbeddedFolder, createPostgresDatabase, STORE_KINDS } from '@prserv/test-support';
 
@@ -84,5 +85,50 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'embedded'))('openPrStore
     const error = await storeRefusal(openPrStore({ database: '/proc/prserv-store/data' }));
     expect(error.code).toBe('INVALID_ARGUMENT');
     expect(error.message).toMatch(/^cannot create the embedded store folder \/proc\/prserv-store\/data: ENOENT/);
+  });
+});
+
+describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('openPrStore on PostgreSQL sessions', () => {
+  it('gives every connection the request path’s settings, for Kysely’s statements and the pipelined ones alike', async () => {
+    const database = await createPostgresDatabase('session_settings');
+    let captured: { db: Kysely<PrDatabase>; sessions: PipelinedSessions | undefined } | undefined;
+    const store = await openPrStore({
+      database: database.url,
+      poolSize: 3,
+      createEngine: (db, options) => {
+        captured = { db, sessions: options.pipelinedSessions };
+        return createPrEngine(db, options);
+      },
+    });
+    const settings = 'SELECT current_setting($1) AS seqscan, current_setting($2) AS plans, pg_backend_pid() AS pid';
+    const parameters = ['enable_seqscan', 'plan_cache_mode'];
+    try {
+      const { db, sessions } = captured!;
+      // Three at once: each on a connection of its own.
+      const viaKysely = await Promise.all(
+        Array.from({ length: 3 }, () =>
+          db.transaction().execute(async (trx) => {
+            await sql`SELECT pg_sleep(0.05)`.execute(trx);
+            return (await trx.executeQuery(CompiledQuery.raw(settings, parameters))).rows[0];
+          }),
+        ),
+      );
+      const viaGroups = await Promise.all(
+        Array.from({ length: 3 }, async () => {
+          const session = await sessions!();
+          try {
+            const [, rows] = await session.run([['SELECT pg_sleep(0.05)', []], [settings, parameters]]);
+            return rows![0];
+          } finally {
+            session.release(false);
+          }
+        }),
+      );
+      for (const row of [...viaKysely, ...viaGroups]) expect(row).toMatchObject({ seqscan: 'off', plans: 'force_generic_plan' });
+      expect(new Set(viaKysely.map((row) => (row as { pid: number }).pid)).size).toBe(3);
+    } finally {
+      await store.close();
+      await database.drop();
+    }
   });
 });

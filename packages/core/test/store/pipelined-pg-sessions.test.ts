@@ -15,9 +15,9 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('pipelined P
   beforeAll(async () => {
     database = await createPostgresDatabase('pipelined_sessions');
     // One connection: every transaction below runs on the connection the one before gave back.
-    pool = new pg.Pool({ connectionString: database.url, max: 1 });
+    pool = new pg.Pool({ connectionString: database.url, max: 1, application_name: 'pipelined-test' });
     await pool.query('CREATE TABLE pipelined (v int PRIMARY KEY)');
-    sessions = pipelinedPgSessions(pool, "SET application_name = 'pipelined-test'");
+    sessions = pipelinedPgSessions(pool);
   });
   beforeEach(async () => {
     await pool.query('TRUNCATE pipelined');
@@ -36,7 +36,7 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('pipelined P
       const [inserted] = await transaction.commitWith([['INSERT INTO pipelined VALUES ($1) RETURNING v', [2]]]);
       return { counted, inserted };
     });
-    // The count ran after the insert sent before it, inside the transaction; the session's settings applied.
+    // The count ran after the insert sent before it, inside the transaction, on the pool's session.
     expect(result).toEqual({ counted: [{ n: 1, name: 'pipelined-test' }], inserted: [{ v: 2 }] });
     expect(await stored()).toEqual([1, 2]);
   });
@@ -120,7 +120,7 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('pipelined P
 
   it('answer a whole group at once: one ReadyForQuery however many statements', async () => {
     await withOwnPool(async (own, clients) => {
-      await withSession(pipelinedPgSessions(own, 'SELECT 1'), async (session) => {
+      await withSession(pipelinedPgSessions(own), async (session) => {
         const counted = { ready: 0 };
         const connection = (clients[0] as unknown as { connection: { on(event: string, listener: () => void): void } }).connection;
         connection.on('readyForQuery', () => (counted.ready += 1));
@@ -140,13 +140,13 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('pipelined P
     const insert = 'INSERT INTO pipelined VALUES ($1)';
     const count = 'SELECT count(*)::int AS n FROM pipelined WHERE v = ANY($1::int[])';
     await withOwnPool(async (own) => {
-      const named = pipelinedPgSessions(own, 'SELECT 1', new Map([[insert, 'group_insert'], [count, 'group_count']]));
+      const named = pipelinedPgSessions(own, new Map([[insert, 'group_insert'], [count, 'group_count']]));
       const runOnce = (statements: [string, unknown[]][]) => withSession(named, (session) => session.run(statements));
       await runOnce([[insert, [1]], [count, [[1, 2]]]]);
       // pg's own query by the same name reuses the statement the group prepared, and the other way round.
       expect((await own.query({ name: 'group_count', text: count, values: [[1, 2, 3]] })).rows).toEqual([{ n: 1 }]);
       await own.query({ name: 'pool_first', text: 'SELECT $1::int AS v', values: [7] });
-      const reuse = pipelinedPgSessions(own, 'SELECT 1', new Map([['SELECT $1::int AS v', 'pool_first']]));
+      const reuse = pipelinedPgSessions(own, new Map([['SELECT $1::int AS v', 'pool_first']]));
       expect(await withSession(reuse, (session) => session.run([['SELECT $1::int AS v', [8]]]))).toEqual([[{ v: 8 }]]);
       expect(await runOnce([[insert, [2]], [count, [[1, 2]]]])).toEqual([[], [{ n: 2 }]]);
       const prepared = await own.query<{ name: string }>('SELECT name FROM pg_prepared_statements ORDER BY name');
@@ -158,7 +158,7 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('pipelined P
     const insert = 'INSERT INTO pipelined VALUES ($1)';
     const count = 'SELECT count(*)::int AS n FROM pipelined';
     await withOwnPool(async (own) => {
-      const named = pipelinedPgSessions(own, 'SELECT 1', new Map([[insert, 'skip_insert'], [count, 'skip_count']]));
+      const named = pipelinedPgSessions(own, new Map([[insert, 'skip_insert'], [count, 'skip_count']]));
       await own.query('INSERT INTO pipelined VALUES (1)');
       await withSession(named, async (session) => {
         await expect(session.run([[insert, [2]], [insert, [2]], [count, []]])).rejects.toMatchObject({ code: '23505' });
@@ -189,7 +189,7 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('pipelined P
   it('close a connection whose group outlived pg’s query timeout, and fail at once what waits behind it', async () => {
     await withOwnPool(
       async (slow) => {
-        const slowSessions = pipelinedPgSessions(slow, 'SET application_name = slow');
+        const slowSessions = pipelinedPgSessions(slow);
         const started = Date.now();
         const failure = inPipelinedTransaction(slowSessions, (transaction) =>
           transaction.commitWith([
@@ -220,7 +220,7 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('pipelined P
     };
     await withOwnPool(
       async (refusing) => {
-        await withSession(pipelinedPgSessions(refusing, 'SET application_name = refusing'), async (session) => {
+        await withSession(pipelinedPgSessions(refusing), async (session) => {
           await expect(session.run([['SELECT 1::int4 AS n', []], ['SELECT $1::text AS t', ['after']]])).rejects.toThrow(/no int4 here/);
           expect(await session.run([['SELECT $1::text AS t', ['next']]])).toEqual([[{ t: 'next' }]]);
         });
@@ -247,7 +247,7 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('pipelined P
     // Two transactions on two connections take the same lock and read-then-write: had the lock
     // been released between round trips, both would read 0 and the second insert would collide.
     const wide = new pg.Pool({ connectionString: database.url, max: 2 });
-    const both = pipelinedPgSessions(wide, 'SELECT 1');
+    const both = pipelinedPgSessions(wide);
     try {
       const increment = () =>
         inPipelinedTransaction(both, async (transaction) => {
