@@ -8,7 +8,6 @@ export type {
   HistoryArgs,
   HistoryEntry,
   ImportArgs,
-  MethodStats,
   PackageArgs,
   PreflightEntry,
   PreflightReport,
@@ -18,6 +17,7 @@ export type {
   RevisionArgs,
   ServerStats,
 } from './pr-client.js';
+export type { MethodStats } from '@prserv/core/protocol';
 export { AsyncRpcConnection } from './asyncrpc-connection.js';
 export { JsonRpcConnection } from './json-rpc-connection.js';
 export type { ConnectionOptions, SocketFactory } from './open-socket.js';

@@ -1,4 +1,4 @@
-import { type ExportMetainfo, fromWireRevision } from '@prserv/core/protocol';
+import { type ExportMetainfo, fromWireRevision, type StatsAnswer } from '@prserv/core/protocol';
 import { AsyncRpcConnection } from './asyncrpc-connection.js';
 import { InvokeError, PrClientError } from './client-errors.js';
 import { JsonRpcConnection } from './json-rpc-connection.js';
@@ -95,24 +95,8 @@ export interface ExportedRow {
   readonly value: string;
 }
 
-/** Request counts and latency of one method, as {@link PrClient.stats} reports them. */
-export interface MethodStats {
-  readonly count: number;
-  readonly errors: number;
-  readonly 'mean-ms': number;
-  readonly 'max-ms': number;
-  readonly 'p50-ms': number;
-  readonly 'p90-ms': number;
-  readonly 'p99-ms': number;
-}
-
 /** What a prserv server reports for get-stats: requests since `since`, per method and `all`. */
-export interface ServerStats {
-  readonly since: string;
-  readonly 'elapsed-seconds': number;
-  readonly connections: number;
-  readonly requests: Readonly<Record<string, MethodStats>>;
-}
+export type ServerStats = StatsAnswer;
 
 /** Arguments of {@link PrClient.history}. */
 export interface HistoryArgs extends PackageArgs {

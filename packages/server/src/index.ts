@@ -3,7 +3,7 @@ export { DEFAULT_PORT, startPrServer } from './daemon/pr-server.js';
 export type { PrServerOptions, RunningPrServer } from './daemon/pr-server.js';
 export { MAX_REQUESTS_IN_FLIGHT } from './daemon/json-rpc-session.js';
 export { LATENCY_BUCKETS_SECONDS, ServerStats } from './daemon/server-stats.js';
-export type { MethodSummary, RequestOutcome, RequestRecord, StatsSnapshot, WireProtocol } from './daemon/server-stats.js';
+export type { RequestOutcome, RequestRecord, WireProtocol } from './daemon/server-stats.js';
 export { createUpstreamPool } from './daemon/upstream-pool.js';
 export type { UpstreamPool, UpstreamPoolOptions } from './daemon/upstream-pool.js';
 export { LOG_LEVELS, createJsonLogger, silentLogger } from './daemon/logger.js';

@@ -1,4 +1,4 @@
-import { isPrStoreError, toPrStoreError } from '../errors/pr-store-error.js';
+import { isPrStoreError, sqlStateOf, toPrStoreError } from '../errors/pr-store-error.js';
 import type { AllocationDecision, ChecksumFacts } from './allocation-rules.js';
 import type { AllocationRequest } from './batch-allocation.js';
 import {
@@ -54,12 +54,22 @@ function everyOk<O>(values: readonly O[]): BatchOutcome<O>[] {
   return values.map((value) => ({ ok: true, value }));
 }
 
+/** SQLSTATE classes of a statement refused for what a request carried: 22 data exception, 23 integrity constraint violation. */
+const REQUEST_SQLSTATE_CLASSES = ['22', '23'];
+
 /**
  * A batch that failed for a reason that may belong to one request (a constraint, a bad value, a
  * frozen package without a revision) is retried one request at a time, so one bad request never
- * fails its neighbours. Losing the database fails every request alike: no retry storm.
+ * fails its neighbours. Other failures fail every request alike, at once: losing the database, and
+ * refusals that have nothing to do with any one request, such as a statement timeout (57014, a
+ * lock held too long by an import or another replica) or a missing table. Retried one by one,
+ * each request would wait as long again while every later batch waited behind them.
  */
 function isRequestSpecific(error: unknown): boolean {
   const classified = isPrStoreError(error) ? error : toPrStoreError(error, 'run a batch');
-  return classified.code === 'DATABASE_ERROR' || classified.code === 'PACKAGE_FROZEN';
+  if (classified.code === 'PACKAGE_FROZEN') return true;
+  if (classified.code !== 'DATABASE_ERROR') return false;
+  // Without a SQLSTATE the driver refused it before sending (a value it could not bind).
+  const sqlState = sqlStateOf(classified);
+  return sqlState === undefined || REQUEST_SQLSTATE_CLASSES.some((sqlClass) => sqlState.startsWith(sqlClass));
 }

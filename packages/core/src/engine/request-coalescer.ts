@@ -1,4 +1,5 @@
 import { PrStoreError } from '../errors/pr-store-error.js';
+import { notify } from './notify.js';
 
 /** Bounds of a {@link RequestCoalescer}. */
 export interface CoalescerBounds {
@@ -100,11 +101,11 @@ export function createRequestCoalescer<I, O>(
           batch = queue.splice(0, maxBatchSize);
         }
         inFlight += 1;
-        options.onBatch?.(batch.length);
         void run(batch).finally(() => {
           inFlight -= 1;
           startNext();
         });
+        notify(options.onBatch, batch.length);
         startNext();
       },
       queue.length >= maxBatchSize ? 0 : maxWaitMs,

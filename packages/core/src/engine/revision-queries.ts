@@ -27,6 +27,7 @@ import {
   STORE_IF_UNCHANGED,
 } from './revision-statements.js';
 import type { PrDatabase, StoredHow } from './schema.js';
+import { notify } from './notify.js';
 
 /** A key whose facts to read: a checksum, or a package alone (`checksum: null`), for one mode. */
 export interface FactsKey extends PackageKey {
@@ -262,7 +263,7 @@ async function allocatePipelined(
     optimism.gate.record(held);
     if (held) {
       optimism.ownStores.note(plan.rows);
-      onWriteBatch?.('first-try');
+      notify(onWriteBatch, 'first-try');
       return plan.decisions;
     }
     path = 'overtaken';
@@ -276,7 +277,7 @@ async function allocatePipelined(
     return plan;
   });
   optimism.ownStores.note(decided.rows);
-  onWriteBatch?.(path);
+  notify(onWriteBatch, path);
   return decided.decisions;
 }
 

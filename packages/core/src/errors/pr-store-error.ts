@@ -69,6 +69,15 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return Object.getPrototypeOf(error) === Error.prototype;
 }
 
+/** The SQLSTATE the database gave for `error` or for an error in its chain of causes, if any. */
+export function sqlStateOf(error: unknown): string | undefined {
+  for (let current = error, depth = 0; current instanceof Error && depth < 8; current = current.cause, depth += 1) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && SQLSTATE.test(code)) return code;
+  }
+  return undefined;
+}
+
 /** Wraps anything a database driver threw as a {@link PrStoreError}, keeping it as `cause`. */
 export function toPrStoreError(error: unknown, action: string): PrStoreError {
   if (error instanceof PrStoreError) return error;

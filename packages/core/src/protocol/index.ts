@@ -26,3 +26,4 @@ export {
 } from './json-rpc.js';
 export type { JsonRpcError, JsonRpcId, JsonRpcResponse } from './json-rpc.js';
 export type { ColumnInfo, ExportMetainfo } from './export-metainfo.js';
+export type { MethodStats, StatsAnswer } from './stats-answer.js';

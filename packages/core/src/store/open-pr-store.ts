@@ -40,6 +40,7 @@ import { extractTarGz } from './tar-extract.js';
 export const DEFAULT_EMBEDDED_PATH = './prserv-data';
 /** Default size of the PostgreSQL connection pool. */
 export const DEFAULT_POOL_SIZE = 10;
+const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 
 /** Which kind of database a store runs on. */
 export type PrStoreKind = 'postgres' | 'embedded';
@@ -77,7 +78,10 @@ export interface OpenPrStoreOptions {
    * another replica; past it the request fails instead of hanging. Default 30000.
    */
   readonly statementTimeoutMs?: number;
-  /** Longest {@link PrStore.close} waits for connections still in use, in ms. Default 10000. */
+  /**
+   * Longest {@link PrStore.close} waits for operations still running, and then for connections
+   * still in use, in ms each. Default 10000.
+   */
   readonly closeTimeoutMs?: number;
   /**
    * Called with errors of idle pooled PostgreSQL connections (e.g. the server restarted).
@@ -135,7 +139,10 @@ export interface PrStore extends PrEngine {
   thaw(input: { readonly version: string; readonly pkgarch?: string }): Promise<boolean>;
   /** Every freeze, oldest first. */
   listFreezes(): Promise<PackageFreeze[]>;
-  /** Finishes in-flight work, closes the database and releases the embedded store's lock. */
+  /**
+   * Refuses new operations (`STORE_CLOSED`), lets those already accepted finish (up to
+   * `closeTimeoutMs`), closes the database and releases the embedded store's lock.
+   */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -194,7 +201,7 @@ export async function openPrStore(options: OpenPrStoreOptions = {}): Promise<PrS
     singleSession: opened.kind === 'embedded',
     ...(opened.pipelinedSessions ? { pipelinedSessions: opened.pipelinedSessions } : {}),
   });
-  return new OpenedPrStore(opened, engine);
+  return new OpenedPrStore(opened, engine, options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
 }
 
 interface OpenedDatabase {
@@ -244,7 +251,7 @@ async function openPostgres(url: string, poolSize: number, options: OpenPrStoreO
   const db = new Kysely<PrDatabase>({
     dialect: new PostgresDialect({ pool }),
   });
-  const closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
+  const closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
   const close = async () => {
     // pool.end() waits for every checked-out connection; a stuck one must not block shutdown.
     const timedOut = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), closeTimeoutMs).unref());
@@ -466,16 +473,19 @@ function redactUrl(url: string): string {
 }
 
 /** The operations of the engine `current()` returns, asked anew on each call (it throws once closed). */
-function whileOpen(current: () => PrEngine): Required<Omit<PrEngine, 'readOnly' | 'readOnlyView'>> {
+/** Runs one operation of an open store, counted until it settles; fails once the store is closing. */
+type Tracked = <T>(operation: (engine: PrEngine) => Promise<T>) => Promise<T>;
+
+function whileOpen(run: Tracked): Required<Omit<PrEngine, 'readOnly' | 'readOnlyView'>> {
   return {
-    previewPr: async (query) => supported(current(), 'previewPr')(query),
-    packageHistory: async (query) => supported(current(), 'packageHistory')(query),
-    getPr: async (query) => current().getPr(query),
-    testPr: async (query) => current().testPr(query),
-    testPackage: async (key) => current().testPackage(key),
-    maxPackagePr: async (key) => current().maxPackagePr(key),
-    importOne: async (input) => current().importOne(input),
-    exportRows: async (query) => current().exportRows(query),
+    previewPr: (query) => run((engine) => supported(engine, 'previewPr')(query)),
+    packageHistory: (query) => run((engine) => supported(engine, 'packageHistory')(query)),
+    getPr: (query) => run((engine) => engine.getPr(query)),
+    testPr: (query) => run((engine) => engine.testPr(query)),
+    testPackage: (key) => run((engine) => engine.testPackage(key)),
+    maxPackagePr: (key) => run((engine) => engine.maxPackagePr(key)),
+    importOne: (input) => run((engine) => engine.importOne(input)),
+    exportRows: (query) => run((engine) => engine.exportRows(query)),
   };
 }
 
@@ -489,11 +499,16 @@ function supported<K extends 'previewPr' | 'packageHistory'>(engine: PrEngine, n
 class OpenedPrStore implements PrStore {
   readonly #opened: OpenedDatabase;
   readonly #engine: PrEngine;
+  readonly #drainLimitMs: number;
   #closing: Promise<void> | undefined;
+  /** Operations accepted and not yet settled; close() lets them finish first. */
+  #inFlight = 0;
+  #drained: (() => void) | undefined;
 
-  constructor(opened: OpenedDatabase, engine: PrEngine) {
+  constructor(opened: OpenedDatabase, engine: PrEngine, drainLimitMs: number) {
     this.#opened = opened;
     this.#engine = engine;
+    this.#drainLimitMs = drainLimitMs;
   }
 
   get kind(): PrStoreKind {
@@ -508,7 +523,18 @@ class OpenedPrStore implements PrStore {
     return this.#engine.readOnly;
   }
 
-  readonly #operations = whileOpen(() => this.#open());
+  readonly #track: Tracked = async (operation) => {
+    const engine = this.#open();
+    this.#inFlight += 1;
+    try {
+      return await operation(engine);
+    } finally {
+      this.#inFlight -= 1;
+      if (this.#inFlight === 0) this.#drained?.();
+    }
+  };
+
+  readonly #operations = whileOpen(this.#track);
   getPr = this.#operations.getPr;
   testPr = this.#operations.testPr;
   testPackage = this.#operations.testPackage;
@@ -560,18 +586,30 @@ class OpenedPrStore implements PrStore {
     if (!view) throw new PrStoreError('INVALID_ARGUMENT', 'this store’s engine has no read-only view');
     const readOnly: PrEngine = {
       readOnly: true,
-      ...whileOpen(() => {
-        this.#open();
-        return view;
-      }),
+      ...whileOpen((operation) => this.#track(() => operation(view))),
       readOnlyView: () => readOnly,
     };
     return readOnly;
   }
 
   close(): Promise<void> {
-    this.#closing ??= this.#opened.close();
+    this.#closing ??= this.#drain().then(() => this.#opened.close());
     return this.#closing;
+  }
+
+  /**
+   * Waits for the operations already accepted (a get-pr may be between its lookup and its
+   * write), at most the close timeout: each ends by then or at its statement timeout.
+   */
+  async #drain(): Promise<void> {
+    if (this.#inFlight === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.#drained = resolve;
+      timer = setTimeout(resolve, this.#drainLimitMs);
+      timer.unref();
+    });
+    clearTimeout(timer);
   }
 
   [Symbol.asyncDispose](): Promise<void> {

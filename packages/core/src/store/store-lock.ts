@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, unlink, writeFile } from 'node:fs/promises';
+import { link, readFile, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { PrStoreError } from '../errors/pr-store-error.js';
@@ -27,8 +27,13 @@ export async function acquireStoreLock(path: string): Promise<StoreLock> {
   const text = `${JSON.stringify({ ...mine, token: randomBytes(8).toString('hex') })}\n`;
   const key = resolve(path);
   for (let attempt = 0; attempt < 5; attempt += 1) {
+    let created: boolean;
     try {
-      await writeFile(path, text, { flag: 'wx', mode: 0o644 });
+      created = await createWhole(path, text);
+    } catch (error) {
+      throw new PrStoreError('STORE_LOCKED', `cannot create the lock file ${path}: ${(error as Error).message}`, { cause: error });
+    }
+    if (created) {
       heldByThisProcess.add(key);
       return {
         path,
@@ -37,10 +42,6 @@ export async function acquireStoreLock(path: string): Promise<StoreLock> {
           await releaseIfOurs(path, text);
         },
       };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new PrStoreError('STORE_LOCKED', `cannot create the lock file ${path}: ${(error as Error).message}`, { cause: error });
-      }
     }
     const existing = await readFile(path, 'utf8').catch(() => undefined);
     if (existing === undefined) continue; // released meanwhile: try again
@@ -71,6 +72,37 @@ export async function acquireStoreLock(path: string): Promise<StoreLock> {
     if (again === existing) await unlink(path).catch(() => undefined);
   }
   throw new PrStoreError('STORE_LOCKED', `could not take the lock file ${path}: another process keeps taking it`);
+}
+
+/** Error codes of a file system that makes no hard links (some network and FUSE file systems). */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
+/**
+ * Creates the lock file with its content, or answers false when one exists. The content is
+ * written to a file of this opener's own first and linked into place: a lock file is never seen
+ * empty, so no opener takes a lock that is being written for one cut short by a crash.
+ */
+async function createWhole(path: string, text: string): Promise<boolean> {
+  const draft = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await writeFile(draft, text, { flag: 'wx', mode: 0o644 });
+  try {
+    await link(draft, path);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (!NO_HARD_LINKS.has(code ?? '')) throw error;
+  } finally {
+    await unlink(draft).catch(() => undefined);
+  }
+  // Without hard links: created and written in two steps, as well as such a file system allows.
+  return writeFile(path, text, { flag: 'wx', mode: 0o644 }).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EEXIST') return false;
+      throw error;
+    },
+  );
 }
 
 /** Lock files this process holds now (resolved paths). */

@@ -6,9 +6,12 @@ import {
   createRevisionQueries,
   openPrStore,
   type PrStore,
+  type PrStoreError,
   type RevisionQueries,
 } from '@prserv/core';
-import { STORE_KINDS, type TestDatabase } from '@prserv/test-support';
+import pg from 'pg';
+import { sqlStateOf } from '../../src/errors/pr-store-error.js';
+import { createPostgresDatabase, STORE_KINDS, type TestDatabase } from '@prserv/test-support';
 
 /** Counts the round trips that reach the real queries and can poison allocation batches. */
 function instrument(queries: RevisionQueries) {
@@ -119,5 +122,40 @@ describe.each(STORE_KINDS)('coalescing engine on $kind', ({ kind, create }) => {
       seen.failWith = null;
     }
     expect(await store.getPr({ version, pkgarch: 'x', checksum: 'a' })).toBe('0');
+  });
+});
+
+describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('coalescing engine past a statement timeout', () => {
+  it('fails a batch that waited out its statement timeout at once, without retrying each request', async () => {
+    const database = await createPostgresDatabase('coalesce_timeout');
+    let seen: ReturnType<typeof instrument>['seen'] | undefined;
+    const store = await openPrStore({
+      database: database.url,
+      statementTimeoutMs: 300,
+      createEngine: (db, options) => {
+        const instrumented = instrument(createRevisionQueries(db));
+        seen = instrumented.seen;
+        return createPrEngineOver(coalesceRevisionQueries(instrumented.wrapped), options);
+      },
+    });
+    // An import holds the table against writers for longer than the statement timeout.
+    const importer = new pg.Client({ connectionString: database.url });
+    await importer.connect();
+    try {
+      await importer.query('BEGIN');
+      await importer.query('LOCK TABLE prserv_revision IN SHARE ROW EXCLUSIVE MODE');
+      const asks = ['a', 'b', 'c', 'd'].map((checksum) =>
+        store.getPr({ version: '1.0', pkgarch: 'x', checksum }).catch((error: PrStoreError) => [error.code, sqlStateOf(error)]),
+      );
+      expect(await Promise.all(asks)).toEqual(Array.from({ length: 4 }, () => ['DATABASE_ERROR', '57014']));
+      // One transaction waited out the timeout for all four; none was tried again alone.
+      expect(seen!.allocateBatches).toEqual([4]);
+      await importer.query('ROLLBACK');
+      expect(await store.getPr({ version: '1.0', pkgarch: 'x', checksum: 'a' })).toBe('0');
+    } finally {
+      await importer.end();
+      await store.close();
+      await database.drop();
+    }
   });
 });

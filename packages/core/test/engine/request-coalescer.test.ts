@@ -150,6 +150,26 @@ describe('request coalescer', () => {
     expect(calls).toBe(1);
   });
 
+  it('keeps serving when its onBatch hook throws', async () => {
+    const clock = manualScheduler();
+    const runner = controlledRunner(double);
+    const coalescer = createRequestCoalescer(runner.run, {
+      schedule: clock.schedule,
+      onBatch: () => {
+        throw new Error('a broken metrics hook');
+      },
+    });
+    const first = coalescer.submit(1);
+    await clock.tick();
+    runner.finish();
+    expect(await first).toBe(2);
+    const second = coalescer.submit(2);
+    await clock.tick();
+    runner.finish();
+    expect(await second).toBe(4);
+    expect(runner.batches).toEqual([[1], [2]]);
+  });
+
   it('refuses requests past maxQueued with OVERLOADED and keeps serving the queue', async () => {
     const clock = manualScheduler();
     const runner = controlledRunner(double);

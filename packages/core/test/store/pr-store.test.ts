@@ -203,11 +203,17 @@ describe.each(STORE_KINDS)('PR store on $kind', ({ kind, create }) => {
     }
   });
 
-  it('refuses calls after close', async () => {
+  it('answers what it accepted before close, and refuses calls after', async () => {
     const extra = await create(`closed_${kind}`);
     const other = await openPrStore({ database: extra.url });
-    await other.close();
+    const pkg = freshPackage();
+    // Accepted, most still in their lookup or waiting to write when close() is called.
+    const accepted = Array.from({ length: 200 }, (_, index) => other.getPr({ ...pkg, checksum: `c${index}`, history: true }));
+    const closed = other.close();
     await expect(other.getPr({ ...freshPackage(), checksum: 'a' })).rejects.toMatchObject({ code: 'STORE_CLOSED' });
+    const values = (await Promise.all(accepted)).map(Number).sort((a, b) => a - b);
+    expect(values).toEqual(Array.from({ length: 200 }, (_, n) => n));
+    await closed;
     await other.close();
     await extra.drop();
   });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PrStoreError, openPrStore } from '@prserv/core';
 import { type TestDatabase, createEmbeddedFolder } from '@prserv/test-support';
+import { acquireStoreLock, type StoreLock } from '../../src/store/store-lock.js';
 
 // Opening PGlite takes seconds and much memory: the suite shares one folder and opens it 4 times.
 
@@ -148,6 +149,28 @@ describe('embedded store lock', () => {
       expect(await readFile(lockPath, 'utf8')).toBe(text);
     } finally {
       await rm(lockPath, { force: true });
+    }
+  });
+});
+
+describe('acquireStoreLock', () => {
+  it('lets exactly one of many openers racing for a free lock take it', async () => {
+    const folder = await createEmbeddedFolder('store-lock-race', { fresh: true });
+    await mkdir(folder.url, { recursive: true });
+    const path = join(folder.url, 'prserv.lock');
+    try {
+      for (let round = 0; round < 50; round += 1) {
+        const outcomes = await Promise.allSettled(Array.from({ length: 8 }, () => acquireStoreLock(path)));
+        const taken = outcomes.filter((outcome) => outcome.status === 'fulfilled');
+        expect(taken, `round ${round}`).toHaveLength(1);
+        for (const outcome of outcomes) {
+          if (outcome.status === 'rejected') expect((outcome.reason as PrStoreError).code).toBe('STORE_LOCKED');
+        }
+        await (taken[0] as PromiseFulfilledResult<StoreLock>).value.release();
+        expect(await exists(path)).toBe(false);
+      }
+    } finally {
+      await folder.drop();
     }
   });
 });

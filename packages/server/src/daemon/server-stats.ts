@@ -1,3 +1,5 @@
+import type { MethodStats, StatsAnswer } from '@prserv/core';
+
 /** The protocols a connection may speak. */
 export type WireProtocol = 'asyncrpc' | 'jsonrpc';
 
@@ -19,26 +21,6 @@ export const LATENCY_BUCKETS_SECONDS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ] as const;
 
-/** Request counts and a latency summary of one method (or of all), as `get-stats` reports them. */
-export interface MethodSummary {
-  readonly count: number;
-  readonly errors: number;
-  readonly 'mean-ms': number;
-  readonly 'max-ms': number;
-  /** Percentiles are the upper bound of the latency bucket they fall in. */
-  readonly 'p50-ms': number;
-  readonly 'p90-ms': number;
-  readonly 'p99-ms': number;
-}
-
-/** What `get-stats` answers. */
-export interface StatsSnapshot {
-  readonly since: string;
-  readonly 'elapsed-seconds': number;
-  readonly connections: number;
-  readonly requests: Readonly<Record<string, MethodSummary>>;
-}
-
 class MethodCounters {
   count = 0;
   errors = 0;
@@ -57,7 +39,7 @@ class MethodCounters {
     this.buckets[bucket]! += 1;
   }
 
-  summary(): MethodSummary {
+  summary(): MethodStats {
     return {
       count: this.count,
       errors: this.errors,
@@ -127,8 +109,8 @@ export class ServerStats {
     for (const listener of this.#listeners) listener(record);
   }
 
-  snapshot(): StatsSnapshot {
-    const requests: Record<string, MethodSummary> = { all: this.#all.summary() };
+  snapshot(): StatsAnswer {
+    const requests: Record<string, MethodStats> = { all: this.#all.summary() };
     for (const [method, counters] of [...this.#methods].sort(([a], [b]) => a.localeCompare(b))) {
       requests[method] = counters.summary();
     }
@@ -141,7 +123,7 @@ export class ServerStats {
   }
 
   /** Starts counting afresh; returns what was counted until now. */
-  reset(): StatsSnapshot {
+  reset(): StatsAnswer {
     const previous = this.snapshot();
     this.#since = new Date();
     this.#methods = new Map();
