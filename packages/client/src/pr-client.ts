@@ -236,19 +236,29 @@ export class PrClient implements AsyncDisposable {
     return this.#inWindow(list, (args) => this.getPr(args, options));
   }
 
-  /** `ask` for every item, in order: pipelined over `jsonrpc`, one after another over `asyncrpc`. */
+  /**
+   * `ask` for every item, in order: pipelined over `jsonrpc`, one after another over `asyncrpc`.
+   * The first failure stops it: nothing more is sent, and it rejects once the calls already sent
+   * have settled, so nothing is stored after the caller has seen the error.
+   */
   async #inWindow<I, O>(list: readonly I[], ask: (item: I) => Promise<O>): Promise<O[]> {
     const answers = new Array<O>(list.length);
     let next = 0;
+    let failure: { readonly error: unknown } | undefined;
     // A bounded window: enough to keep the server busy, without queueing thousands of timers.
     const worker = async () => {
-      while (next < list.length) {
+      while (next < list.length && failure === undefined) {
         const index = next++;
-        answers[index] = await ask(list[index]!);
+        try {
+          answers[index] = await ask(list[index]!);
+        } catch (error) {
+          failure ??= { error };
+        }
       }
     };
     const window = this.#options.protocol === 'jsonrpc' ? GET_PR_MANY_WINDOW : 1;
     await Promise.all(Array.from({ length: Math.min(window, list.length) }, worker));
+    if (failure !== undefined) throw failure.error;
     return answers;
   }
 

@@ -41,6 +41,18 @@ describe('PrClient over the JSON-RPC envelope, against prserv', () => {
     expect(await client.getPrMany(list.slice(0, 100))).toEqual(answers.slice(0, 100));
   });
 
+  it('stops getPrMany at its first refused request: nothing more is sent, nothing is stored after it rejects', async () => {
+    await using client = createPrClient({ address: running.address, protocol: 'jsonrpc' });
+    const version = 'many-stop-1.0';
+    const list = Array.from({ length: 3000 }, (_, index) => ({ version, pkgarch: 'a', checksum: index === 10 ? 'x'.repeat(600) : `c${index}` }));
+    await expect(client.getPrMany(list)).rejects.toBeInstanceOf(InvokeError);
+    const stored = (await client.export({ version, history: true })).rows.length;
+    // The window in flight when item 10 failed was answered; nothing was sent after it.
+    expect(stored).toBeLessThan(1000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await client.export({ version, history: true })).rows.length).toBe(stored);
+  });
+
   it('surfaces a refused request as InvokeError with the server code, and keeps the connection', async () => {
     await using client = createPrClient({ address: running.address, protocol: 'jsonrpc' });
     const refused = await client.getPr({ version: 'v', pkgarch: 'a', checksum: 'x'.repeat(600) }).catch((error: unknown) => error);

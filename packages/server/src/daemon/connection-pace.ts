@@ -2,6 +2,9 @@ import type { FrameDecoder } from '@prserv/core';
 import type { ServerLogger } from './logger.js';
 import type { SessionSocket } from './session-options.js';
 
+/** How often a connection over its unread bound is looked at, in ms. */
+const UNREAD_POLL_MS = 20;
+
 /** The limits on how slowly a peer may send and read. */
 export interface PaceLimits {
   readonly requestTimeoutMs: number;
@@ -37,15 +40,19 @@ export class ConnectionPace {
 
   /**
    * Times a request from its first byte to its last. The timer is not restarted by later bytes,
-   * so a peer trickling a byte at a time cannot hold the connection (and its buffer) for long.
+   * so a peer trickling a byte at a time cannot hold the connection (and its buffer) for long;
+   * it restarts when a read completed a request (`completed`) and the next one has begun in it,
+   * so a client pipelining whole requests, each read ending inside the next, is never timed out.
    * Bytes we are not reading (paused) are not the peer's delay.
    */
-  watchPartialRequest(): void {
+  watchPartialRequest(completed = false): void {
     const partial = !this.#decoder.idle && !this.#socket.isPaused();
     if (!partial) {
       clearTimeout(this.#requestTimer);
       this.#requestTimer = undefined;
-    } else if (this.#requestTimer === undefined) {
+    } else if (this.#requestTimer !== undefined) {
+      if (completed) this.#requestTimer.refresh();
+    } else {
       this.#requestTimer = setTimeout(() => {
         this.#limits.logger.info(
           { peer: this.#peer, bufferedBytes: this.#decoder.bufferedBytes, timeoutMs: this.#limits.requestTimeoutMs },
@@ -78,11 +85,12 @@ export class ConnectionPace {
   }
 
   /**
-   * Resolves once the client has read the answers buffered for it (or the connection closed);
-   * a client that takes longer than the request timeout is dropped.
+   * Resolves once the client has read the answers buffered for it down to the bound (or the
+   * connection closed); a client that takes longer than the request timeout is dropped.
    */
   untilRead(): Promise<void> {
     this.#waitingForReader ??= new Promise<void>((resolve) => {
+      if (this.#socket.destroyed) return resolve();
       const unreadBytes = this.#socket.writableLength;
       const timer = setTimeout(() => {
         this.#limits.logger.warn(
@@ -91,8 +99,15 @@ export class ConnectionPace {
         );
         this.#socket.destroy();
       }, this.#limits.requestTimeoutMs).unref();
+      // 'drain' comes only once a write was refused (the buffer past the socket's high-water
+      // mark, 16 or 64 KiB by Node version); under a smaller bound it may never come, so the
+      // buffer is also looked at while waiting.
+      const poll = setInterval(() => {
+        if (!this.overUnreadBound) done();
+      }, UNREAD_POLL_MS).unref();
       const done = () => {
         clearTimeout(timer);
+        clearInterval(poll);
         this.#socket.off('drain', done);
         this.#socket.off('close', done);
         this.#waitingForReader = undefined;
@@ -102,6 +117,18 @@ export class ConnectionPace {
       this.#socket.on('close', done);
     });
     return this.#waitingForReader;
+  }
+
+  /**
+   * Ends our side once everything written is flushed; a peer that does not take it within the
+   * request timeout is dropped, as one that does not read its answers.
+   */
+  endWhenFlushed(): void {
+    const timer = setTimeout(() => this.#socket.destroy(), this.#limits.requestTimeoutMs).unref();
+    this.#socket.end(() => {
+      clearTimeout(timer);
+      this.#socket.destroy();
+    });
   }
 
   stop(): void {

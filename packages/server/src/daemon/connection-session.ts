@@ -101,7 +101,7 @@ export class ConnectionSession implements ServedConnection {
       return;
     }
     if (this.#greeted) {
-      this.#pace.watchPartialRequest();
+      this.#pace.watchPartialRequest(frames.length > 0);
       this.#pace.watchIdle(this.#queued);
     }
   }
@@ -210,7 +210,7 @@ export class ConnectionSession implements ServedConnection {
       this.#socket.end();
       setTimeout(() => this.#socket.destroy(), LINGER_MS).unref();
     } else {
-      this.#socket.end(() => this.#socket.destroy());
+      this.#pace.endWhenFlushed();
     }
   }
 }

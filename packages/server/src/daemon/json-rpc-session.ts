@@ -93,7 +93,7 @@ export class JsonRpcSession implements ServedConnection {
       else this.#whenAllAnswered = refuse;
       return;
     }
-    this.#pace.watchPartialRequest();
+    this.#pace.watchPartialRequest(frames.length > 0);
     this.#pace.watchIdle(this.#inFlight);
   }
 
@@ -122,9 +122,6 @@ export class JsonRpcSession implements ServedConnection {
     } finally {
       this.#options.stats?.answered(method, 'jsonrpc', started, errorCode);
       this.#inFlight -= 1;
-      const next = this.#waiting.shift();
-      if (next !== undefined) void this.#answer(next);
-      else if (this.#inFlight === 0) this.#whenAllAnswered?.();
       await this.#afterAnswer();
     }
   }
@@ -137,15 +134,23 @@ export class JsonRpcSession implements ServedConnection {
     return request;
   }
 
+  /** After each answer: the next waiting request, or reading again, unless the client lags. */
   async #afterAnswer(): Promise<void> {
-    if (this.#ending || this.#waiting.length > 0) return;
-    // Past the unread bound nothing more is read (so no more answers are made) until the client
-    // takes what it was sent; one that never does is dropped.
+    // Past the unread bound no request is started and nothing is read until the client takes
+    // what it was sent (the requests already in flight still answer); one that never does is
+    // dropped.
     if (this.#pace.overUnreadBound) {
       this.#pauseReading();
       await this.#pace.untilRead();
-      if (this.#ending) return;
+      if (this.#socket.destroyed) return;
     }
+    const next = this.#waiting.shift();
+    if (next !== undefined) {
+      void this.#answer(next);
+      return;
+    }
+    if (this.#inFlight === 0) this.#whenAllAnswered?.();
+    if (this.#ending) return;
     if (this.#draining) {
       if (this.#inFlight === 0) this.#end();
       return;
@@ -171,6 +176,6 @@ export class JsonRpcSession implements ServedConnection {
     if (this.#ending) return;
     this.#ending = true;
     this.#pace.stop();
-    this.#socket.end(() => this.#socket.destroy());
+    this.#pace.endWhenFlushed();
   }
 }

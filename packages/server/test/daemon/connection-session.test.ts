@@ -358,6 +358,23 @@ describe('ConnectionSession request timeout', () => {
   });
 });
 
+describe('ConnectionSession request timeout and pipelining clients', () => {
+  it('keeps a client that pipelines whole requests, each read ending inside the next', async () => {
+    const { client, server, reader } = openSession(createControlledEngine().engine, { requestTimeoutMs: 100 });
+    client.write(HELLO);
+    const half = Math.floor(PING.length / 2);
+    // Every write completes one ping and begins the next; the whole run lasts 4 request timeouts.
+    client.write(PING.slice(0, half));
+    for (let index = 0; index < 20; index += 1) {
+      await sleep(20);
+      client.write(PING.slice(half) + PING.slice(0, half));
+    }
+    client.write(PING.slice(half));
+    for (let index = 0; index < 21; index += 1) expect(await reader.line()).toBe(PONG.trimEnd());
+    expect(server.destroyed).toBe(false);
+  });
+});
+
 describe('ConnectionSession idle timeout', () => {
   it('closes a connection that sends nothing for the idle time, and logs it', async () => {
     const { client, session, reader, logger } = openSession(createControlledEngine().engine, { idleTimeoutMs: 60 });
@@ -626,6 +643,37 @@ describe('ConnectionSession and a client that does not read', () => {
     const [entry] = logger.at('warn');
     expect(entry?.message).toBe('client does not read its answers; connection dropped');
     expect(entry?.fields.unreadBytes).toBeGreaterThan(1024);
+  });
+
+  it('serves a client that reads, under a bound smaller than the connection’s write buffer', async () => {
+    // About 5 KB per answer: under the buffer's 16 KiB mark a write is never refused, so no
+    // 'drain' comes, yet two answers pass the 1 KiB bound.
+    const { engine, calls } = createControlledEngine({ exportRows: () => rows });
+    const { client, server, reader } = openSession(engine, { highWaterMark: 16 * 1024, maxUnreadBytes: 1024, requestTimeoutMs: 2_000 });
+    reader.pause();
+    const total = 6;
+    client.write(HELLO + request('export', { version: 'big-1.0', history: true }).repeat(total));
+    await settle();
+    // What the client's side buffers, then the bound: not all six.
+    expect(calls.length).toBeLessThan(total);
+    reader.resume();
+    for (let index = 0; index < total; index += 1) expect(((await reader.message()) as { datainfo: unknown[] }).datainfo).toEqual(rows);
+    expect(server.destroyed).toBe(false);
+  });
+
+  it('drops a client that stops reading once its connection is closing (idle)', async () => {
+    const { engine } = createControlledEngine({ exportRows: () => rows });
+    const { client, server, session, reader } = openSession(engine, {
+      highWaterMark: 1024,
+      maxUnreadBytes: 64 * 1024,
+      idleTimeoutMs: 50,
+      requestTimeoutMs: 100,
+    });
+    reader.pause();
+    client.write(HELLO + request('export', { version: 'big-1.0', history: true }).repeat(2));
+    // Idle once answered: our side ends, but the answers are never taken, so it never finishes.
+    await session.closed;
+    expect(server.destroyed).toBe(true);
   });
 
   it('produces no more answers until the client reads the ones written', async () => {

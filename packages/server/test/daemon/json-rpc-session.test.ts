@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPrStore, type PrEngine, type PrStore } from '@prserv/core';
 import { createPostgresDatabase, RawSocket, type TestDatabase } from '@prserv/test-support';
@@ -168,5 +170,47 @@ describe('the JSON-RPC envelope with a slow engine', () => {
     }
     expect(started).toBe(total);
     raw.close();
+  });
+});
+
+describe('the JSON-RPC envelope and a client that does not read', () => {
+  let server: RunningPrServer;
+  let started = 0;
+  // Each export answers about 100 KB: far more than the kernel's socket buffers take.
+  const rows = Array.from({ length: 1000 }, (_, index) => ({ version: 'big-1.0', pkgarch: 'core2-64', checksum: index.toString(16).padStart(64, '0'), value: String(index) }));
+  const engine = {
+    readOnly: false,
+    exportRows: async () => {
+      started += 1;
+      return rows;
+    },
+  } as unknown as PrEngine;
+
+  beforeAll(async () => {
+    server = await startPrServer({ engine, host: '127.0.0.1', port: 0, maxUnreadBytes: 64 * 1024 });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('starts no more requests past the unread bound until the client reads, then answers every one', async () => {
+    const socket = connect({ port: server.address.port, host: '127.0.0.1' });
+    await once(socket, 'connect');
+    let answers = 0;
+    socket.on('data', (chunk: Buffer) => {
+      for (let at = chunk.indexOf(10); at >= 0; at = chunk.indexOf(10, at + 1)) answers += 1;
+    });
+    socket.pause();
+    const total = 300;
+    socket.write(Array.from({ length: total }, (_, id) => line({ id, method: 'export', params: { version: 'big-1.0', history: true } })).join(''));
+    await expect.poll(() => started).toBeGreaterThanOrEqual(MAX_REQUESTS_IN_FLIGHT);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Those in flight when the bound was passed, and what the kernel's buffers took: not all.
+    expect(started).toBeLessThan(MAX_REQUESTS_IN_FLIGHT + 100);
+    socket.resume();
+    await expect.poll(() => answers, { timeout: 30_000 }).toBe(total);
+    expect(started).toBe(total);
+    socket.destroy();
   });
 });
