@@ -1,4 +1,4 @@
-import { type ExportMetainfo, fromWireRevision, type StatsAnswer } from '@prserv/core/protocol';
+import { type ExportMetainfo, fromWireRevision, MAX_TIMER_MS, type StatsAnswer } from '@prserv/core/protocol';
 import { AsyncRpcConnection } from './asyncrpc-connection.js';
 import { InvokeError, PrClientError } from './client-errors.js';
 import { JsonRpcConnection } from './json-rpc-connection.js';
@@ -461,12 +461,6 @@ export class PrClient implements AsyncDisposable {
 }
 
 type Connection = AsyncRpcConnection | JsonRpcConnection;
-
-/**
- * Longest delay, in ms, that Node's timers keep: a larger one warns (TimeoutOverflowWarning) and
- * fires after 1 ms, so that every request would time out at once.
- */
-const MAX_TIMER_MS = 2_147_483_647;
 
 /** Refuses a timer option that is not a number of ms from `min` to {@link MAX_TIMER_MS}. */
 function checkTimer(name: string, value: number, min: number): void {

@@ -1,4 +1,5 @@
 import { PrStoreError } from '../errors/pr-store-error.js';
+import { MAX_TIMER_MS } from '../protocol/constants.js';
 import { notify } from './notify.js';
 
 /** Bounds of a {@link RequestCoalescer}. */
@@ -76,7 +77,7 @@ export function createRequestCoalescer<I, O>(
 ): RequestCoalescer<I, O> {
   const maxBatchSize = checkBound('maxBatchSize', options.maxBatchSize ?? DEFAULT_COALESCER_BOUNDS.maxBatchSize, 1);
   // Node fires a longer timer after 1 ms.
-  const maxWaitMs = checkBound('maxWaitMs', options.maxWaitMs ?? DEFAULT_COALESCER_BOUNDS.maxWaitMs, 0, 2_147_483_647);
+  const maxWaitMs = checkBound('maxWaitMs', options.maxWaitMs ?? DEFAULT_COALESCER_BOUNDS.maxWaitMs, 0, MAX_TIMER_MS);
   const maxQueued = checkBound('maxQueued', options.maxQueued ?? DEFAULT_COALESCER_BOUNDS.maxQueued, 1);
   const maxInFlight = checkBound('maxInFlight', options.maxInFlight ?? DEFAULT_COALESCER_BOUNDS.maxInFlight, 1);
   const schedule = options.schedule ?? defaultSchedule;

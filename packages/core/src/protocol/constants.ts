@@ -15,3 +15,9 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
 
 /** The object key that announces a chunk stream. */
 export const CHUNK_STREAM_KEY = 'chunk-stream';
+
+/**
+ * The longest delay Node's timers keep, in ms (2^31 − 1, about 24.8 days); a longer one fires
+ * after 1 ms. Every timeout and wait a client or server takes is checked against it.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;

@@ -1,12 +1,12 @@
 import { parseArgs } from 'node:util';
 import { createPrClient, isInvokeError, isPrClientError, type PrClient, type ServerStats } from '@prserv/client';
-import { isRevision } from '@prserv/core';
+import { isRevision, MAX_TIMER_MS } from '@prserv/core';
 import { checkCommandArguments } from './arguments.js';
 import type { ConfigFile } from './config-file.js';
 import { ConfigError, UsageError } from './errors.js';
 import type { CliIo } from './io.js';
 import { formatHistory, runPreflight } from './release-commands.js';
-import { MAX_TIMER_MS, resolveClientSettings } from './settings.js';
+import { resolveClientSettings } from './settings.js';
 import { runStressCommand } from './stress/stress-command.js';
 
 /** The operands of each command, as help and README name them; `[X]` may be left out (only last). */

@@ -1,12 +1,11 @@
-import { DEFAULT_COALESCER_BOUNDS, DEFAULT_EMBEDDED_PATH, DEFAULT_POOL_SIZE, isPostgresUrl, KEY_BYTES_CEILING, MAX_KEY_BYTES } from '@prserv/core';
+import { DEFAULT_COALESCER_BOUNDS, DEFAULT_EMBEDDED_PATH, DEFAULT_POOL_SIZE, isPostgresUrl, KEY_BYTES_CEILING, MAX_KEY_BYTES, MAX_TIMER_MS } from '@prserv/core';
 import { parseServerAddress } from '@prserv/client';
-import { DEFAULT_MAX_CLIENTS, DEFAULT_MAX_UNREAD_BYTES, DEFAULT_PORT, DEFAULT_REQUEST_TIMEOUT_MS, MAX_TIMER_MS, parseNetworks } from '../daemon/pr-server.js';
+import { DEFAULT_MAX_CLIENTS, DEFAULT_MAX_UNREAD_BYTES, DEFAULT_PORT, DEFAULT_REQUEST_TIMEOUT_MS, parseNetworks } from '../daemon/pr-server.js';
 import { LOG_LEVELS, type LogLevel } from '../daemon/logger.js';
 import type { ConfigFile } from './config-file.js';
 import { ConfigError } from './errors.js';
 
 // The timer limit is the daemon's; settings and the client command check against it.
-export { MAX_TIMER_MS };
 
 /** Everything `prserv server` runs with, after flags, environment, config file and defaults. */
 export interface ServerSettings {

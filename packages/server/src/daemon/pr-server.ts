@@ -1,5 +1,5 @@
 import { BlockList, createServer, isIPv4, isIPv6, type Server, type Socket } from 'node:net';
-import { DEFAULT_MAX_MESSAGE_BYTES, type PrEngine } from '@prserv/core';
+import { DEFAULT_MAX_MESSAGE_BYTES, MAX_TIMER_MS, type PrEngine } from '@prserv/core';
 import { type ServerLogger, silentLogger } from './logger.js';
 import { serveConnection } from './serve-connection.js';
 import { ServerStats } from './server-stats.js';
@@ -98,11 +98,6 @@ function positive(name: string, value: number): number {
   return value;
 }
 
-/**
- * Longest delay, in ms, that Node's timers keep: a larger one warns (TimeoutOverflowWarning) and
- * fires after 1 ms, so every setting that becomes a timer is refused above it.
- */
-export const MAX_TIMER_MS = 2_147_483_647;
 
 /** A delay given in ms, checked against {@link MAX_TIMER_MS} too. */
 function timerMs(name: string, value: number, zeroAllowed: boolean): number {

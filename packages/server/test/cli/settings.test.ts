@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { ConfigFile } from '../../src/cli/config-file.js';
 import { ConfigError } from '../../src/cli/errors.js';
+import { MAX_TIMER_MS } from '@prserv/core';
 import {
   DEFAULT_SERVER_ADDR,
-  MAX_TIMER_MS,
   parseBind,
   resolveClientSettings,
   resolveServerSettings,
