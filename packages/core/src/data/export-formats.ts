@@ -78,12 +78,29 @@ function incMaxLine(pkg: { version: string; pkgarch: string; max: string }): str
  */
 const INC_KEY_PART = /^[A-Za-z0-9\-_+./~:]+$/;
 
+/**
+ * What BitBake reads as an operation in a variable name: `:append`, `:prepend`, `:remove` apply to
+ * the name before them, and since Yocto 3.4 the old spellings with `_` stop the parse
+ * (`data_smart.setVar`, "old override syntax").
+ */
+const INC_OPERATION = /[_:](?:append|prepend|remove)/;
+
 function checkIncRow(row: RevisionRow): void {
   for (const name of ['version', 'pkgarch', 'checksum'] as const) {
     if (!INC_KEY_PART.test(row[name])) {
       throw new DataToolError(
         'FORMAT_UNSUITABLE',
         `the ${name} ${JSON.stringify(row[name])} cannot be written in a bitbake-prserv-tool file (it allows letters, digits and - _ + . / ~ : only); export as json or csv instead`,
+      );
+    }
+  }
+  // Both names the row is written under: its own line and its package's maximum line.
+  for (const variable of [`PRAUTO$${row.version}$${row.pkgarch}$${row.checksum}`, `PRAUTO_${row.version}_${row.pkgarch}`]) {
+    const operation = INC_OPERATION.exec(variable);
+    if (operation) {
+      throw new DataToolError(
+        'FORMAT_UNSUITABLE',
+        `the variable ${JSON.stringify(variable)} holds ${JSON.stringify(operation[0])}, which BitBake reads as an operation, not a name; export as json or csv instead`,
       );
     }
   }

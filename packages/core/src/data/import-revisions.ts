@@ -1,6 +1,6 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { toPrStoreError } from '../errors/pr-store-error.js';
-import { KEY_BYTES_CEILING, MAX_REVISION_LENGTH, type RevisionRow } from '../engine/revision-keys.js';
+import { KEY_BYTES_CEILING, MAX_REVISION_LENGTH, type RevisionRow, type WellFormedCheck } from '../engine/revision-keys.js';
 import { isRevision, normalizeRevision } from '../engine/revision.js';
 import type { PrDatabase } from '../engine/schema.js';
 import type { SourceRow } from './source-row.js';
@@ -17,15 +17,20 @@ export const DEFAULT_REPORT_LIMIT = 50;
  * - `lowers-checksum`: the target knows the checksum with greater revisions only; the row would
  *   lower its history-mode answer;
  * - `value-taken`: another checksum of the package already holds that revision in the target;
+ * - `value-shared`: another row of the same import gives that revision to another checksum of the
+ *   package (two sources that numbered one package each on their own, or `"007"` and `"7"`);
  * - `below-max`: a checksum new to the target would enter at or below the package's greatest
  *   revision, so a later build of it would go back in time.
  */
-export type ImportConflictKind = 'lowers-checksum' | 'value-taken' | 'below-max' | 'frozen';
+export type ImportConflictKind = 'lowers-checksum' | 'value-taken' | 'value-shared' | 'below-max' | 'frozen';
 
 /** One row that the max-guard stops. */
 export interface ImportConflict extends RevisionRow {
   readonly kind: ImportConflictKind;
-  /** What the target holds that the row clashes with: the checksum's first revision, the other checksum, or the package's greatest. */
+  /**
+   * What the row clashes with: the checksum's first revision in the target, the other checksum
+   * (in the target, or in the import), the package's greatest in the target, or the freeze.
+   */
   readonly target: string;
 }
 
@@ -169,9 +174,11 @@ async function checkAndWrite(
   options: ImportRevisionsOptions,
 ): Promise<ImportReport> {
   // Each staged row against the target, through the target's two indexes: the primary key for
-  // the checksum's revisions, the package index for the package's greatest and a taken value.
+  // the checksum's revisions, the package index for the package's greatest and a taken value;
+  // and against the other staged rows, for a revision two of them give to different checksums.
   await sql`CREATE TEMPORARY TABLE prserv_import_plan ON COMMIT DROP AS
     SELECT s.version, s.pkgarch, s.checksum, s.value, s.value_key,
+      CASE WHEN d.first_checksum = s.checksum THEN d.last_checksum ELSE d.first_checksum END AS shared_with,
       EXISTS (SELECT 1 FROM prserv_revision t WHERE t.version = s.version AND t.pkgarch = s.pkgarch
         AND t.checksum = s.checksum AND t.value_key = s.value_key) AS present,
       (SELECT t.value FROM prserv_revision t WHERE t.version = s.version AND t.pkgarch = s.pkgarch
@@ -183,12 +190,16 @@ async function checkAndWrite(
       (SELECT f.version_glob || CASE WHEN f.pkgarch_glob = '*' THEN '' ELSE ' ' || f.pkgarch_glob END
         FROM prserv_freeze f WHERE s.version LIKE f.version_like AND s.pkgarch LIKE f.pkgarch_like
         ORDER BY f.frozen_at, f.version_glob, f.pkgarch_glob LIMIT 1) AS frozen_by
-    FROM prserv_import_row s`.execute(trx);
+    FROM prserv_import_row s
+    LEFT JOIN (SELECT version, pkgarch, value_key, min(checksum) AS first_checksum, max(checksum) AS last_checksum
+      FROM prserv_import_row GROUP BY version, pkgarch, value_key HAVING min(checksum) <> max(checksum)) d
+      ON d.version = s.version AND d.pkgarch = s.pkgarch AND d.value_key = s.value_key`.execute(trx);
   await sql`ALTER TABLE prserv_import_plan ADD COLUMN conflict text`.execute(trx);
   await sql`UPDATE prserv_import_plan SET conflict = CASE
       WHEN frozen_by IS NOT NULL THEN 'frozen'
       WHEN checksum_first IS NOT NULL AND value_key < string_to_array(checksum_first, '.')::numeric[] THEN 'lowers-checksum'
       WHEN taken_by IS NOT NULL THEN 'value-taken'
+      WHEN shared_with IS NOT NULL THEN 'value-shared'
       WHEN checksum_first IS NULL AND package_max IS NOT NULL AND value_key <= string_to_array(package_max, '.')::numeric[] THEN 'below-max'
     END
     WHERE NOT present`.execute(trx);
@@ -201,8 +212,8 @@ async function checkAndWrite(
     FROM prserv_import_plan`.execute(trx);
   const count = counts.rows[0]!;
   const conflictCount = Number(count.conflicts);
-  const listed = await sql<{ version: string; pkgarch: string; checksum: string; value: string; conflict: ImportConflictKind; checksum_first: string | null; package_max: string | null; taken_by: string | null; frozen_by: string | null }>`
-    SELECT version, pkgarch, checksum, value, conflict, checksum_first, package_max, taken_by, frozen_by FROM prserv_import_plan
+  const listed = await sql<{ version: string; pkgarch: string; checksum: string; value: string; conflict: ImportConflictKind; checksum_first: string | null; package_max: string | null; taken_by: string | null; shared_with: string | null; frozen_by: string | null }>`
+    SELECT version, pkgarch, checksum, value, conflict, checksum_first, package_max, taken_by, shared_with, frozen_by FROM prserv_import_plan
     WHERE conflict IS NOT NULL ORDER BY version, pkgarch, value_key, checksum LIMIT ${limit}`.execute(trx);
   const conflicts: ImportConflict[] = listed.rows.map((row) => ({
     kind: row.conflict,
@@ -217,7 +228,9 @@ async function checkAndWrite(
           ? row.checksum_first!
           : row.conflict === 'value-taken'
             ? row.taken_by!
-            : row.package_max!,
+            : row.conflict === 'value-shared'
+              ? row.shared_with!
+              : row.package_max!,
   }));
   // A frozen package takes no new row, as import-one into it is refused: --allow-lower does not
   // override a freeze; thaw the package first.
@@ -251,6 +264,8 @@ export function checkSourceRow(row: SourceRow): RevisionRow | string {
     const part = row[name];
     if (typeof part !== 'string' || part === '') return `${name} is ${part === null || part === undefined ? 'missing' : 'empty or not text'}`;
     if (part.includes('\u0000')) return `${name} holds a NUL character`;
+    // Stored, an unpaired surrogate would become U+FFFD, and two keys of the source one.
+    if (!(part as WellFormedCheck).isWellFormed()) return `${name} is not valid Unicode text (it holds an unpaired surrogate)`;
     // The ceiling, not the default request limit: a server may run with a raised --max-key-bytes,
     // and rows beyond the default are sound (verify notes them).
     if (part.length > KEY_BYTES_CEILING / 3 && encoder.encode(part).length > KEY_BYTES_CEILING) return `${name} is longer than ${KEY_BYTES_CEILING} bytes`;

@@ -59,7 +59,7 @@ export function checkKeyLimit(maxBytes: number): number {
 const encoder = new TextEncoder();
 
 /** `String.prototype.isWellFormed` (ES2024, in every Node.js this package supports). */
-type WellFormedCheck = string & { isWellFormed(): boolean };
+export type WellFormedCheck = string & { isWellFormed(): boolean };
 
 /** `value` as a key part, or an `INVALID_ARGUMENT` error naming `name`. */
 export function checkKeyPart(name: string, value: unknown, maxBytes = MAX_KEY_BYTES): string {

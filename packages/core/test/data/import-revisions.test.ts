@@ -169,6 +169,26 @@ describe.each(STORE_KINDS)('importing into $kind', ({ kind, create }) => {
     expect(await importFile(restarted)).toMatchObject({ rowsNew: 0, rowsPresent: 4, conflictCount: 0, written: true });
   });
 
+  it('max-guard: refuses rows of one import that give a revision to two checksums, however spelled', async () => {
+    const version = fresh();
+    const row = (checksum: string, value: unknown) => ({ version, pkgarch: 'core2-64', checksum, value });
+    // Two sites that each numbered the package from 0, imported together; "007" is 7.
+    const rows = [row('a0', '0'), row('a1', '1'), row('b0', '0'), row('b1', '1'), row('c7', '007'), row('d7', 7), row('e9', '9')];
+    const refused = await importRevisions(data.db, rows);
+    expect(refused).toMatchObject({ rowsNew: 7, conflictCount: 6, refused: true, written: false });
+    expect(refused.conflicts).toEqual([
+      { kind: 'value-shared', version, pkgarch: 'core2-64', checksum: 'a0', value: '0', target: 'b0' },
+      { kind: 'value-shared', version, pkgarch: 'core2-64', checksum: 'b0', value: '0', target: 'a0' },
+      { kind: 'value-shared', version, pkgarch: 'core2-64', checksum: 'a1', value: '1', target: 'b1' },
+      { kind: 'value-shared', version, pkgarch: 'core2-64', checksum: 'b1', value: '1', target: 'a1' },
+      { kind: 'value-shared', version, pkgarch: 'core2-64', checksum: 'c7', value: '7', target: 'd7' },
+      { kind: 'value-shared', version, pkgarch: 'core2-64', checksum: 'd7', value: '7', target: 'c7' },
+    ]);
+    expect(await data.store.maxPackagePr({ version, pkgarch: 'core2-64' })).toBeNull();
+    // One site's rows alone, and the same checksum under two spellings, are one history.
+    expect(await importRevisions(data.db, [row('a0', '0'), row('a1', '1'), row('a1', '01')])).toMatchObject({ rowsNew: 2, conflictCount: 0, written: true });
+  });
+
   it('records the import tool as how rows were stored, and refuses a frozen package even with --allow-lower', async () => {
     const version = fresh();
     const file = join(dir, `${version}-provenance.sqlite3`);
@@ -321,11 +341,22 @@ describe('export formats', () => {
     }
   });
 
-  it('refuses to write a key that an inc file cannot spell', async () => {
-    const rows = Readable.from([{ version: '1.0$x', pkgarch: 'a', checksum: 'b', value: '0' }]);
-    const chunks = formatRevisions(rows, 'inc', { history: true, version: null, pkgarch: null });
-    await expect((async () => {
-      for await (const _ of chunks);
-    })()).rejects.toMatchObject({ code: 'FORMAT_UNSUITABLE' });
+  it('refuses to write a key that an inc file cannot spell, or that BitBake would read as an operation', async () => {
+    const refusal = async (row: { version: string; pkgarch: string; checksum: string }) => {
+      const chunks = formatRevisions(Readable.from([{ ...row, value: '0' }]), 'inc', { history: true, version: null, pkgarch: null });
+      return (async () => {
+        for await (const _ of chunks);
+      })().catch((error: DataToolError) => error);
+    };
+    expect(await refusal({ version: '1.0$x', pkgarch: 'a', checksum: 'b' })).toMatchObject({ code: 'FORMAT_UNSUITABLE' });
+    // BitBake stops at "_remove" (old override syntax) and applies ":append" to the name before it.
+    expect(await refusal({ version: '2.0_remove-r0', pkgarch: 'a', checksum: 'b' })).toMatchObject({
+      code: 'FORMAT_UNSUITABLE',
+      message: expect.stringContaining('"_remove", which BitBake reads as an operation'),
+    });
+    expect(await refusal({ version: '2.0', pkgarch: 'a', checksum: 'b:append' })).toMatchObject({ code: 'FORMAT_UNSUITABLE' });
+    // Only the package's maximum line, PRAUTO_<version>_<pkgarch>, spells this one.
+    expect(await refusal({ version: '2.0', pkgarch: 'prepend-arch', checksum: 'b' })).toMatchObject({ code: 'FORMAT_UNSUITABLE' });
+    expect(await refusal({ version: '2.0-appendix', pkgarch: 'a', checksum: 'b' })).toBeUndefined();
   });
 });

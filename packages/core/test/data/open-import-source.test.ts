@@ -136,5 +136,8 @@ describe('checkSourceRow', () => {
     expect(checkSourceRow({ version: 'v', pkgarch: null, checksum: 'c', value: 1 })).toBe('pkgarch is missing');
     expect(checkSourceRow({ version: 'v', pkgarch: 'a', checksum: 'x'.repeat(640), value: 1 })).toMatchObject({ checksum: 'x'.repeat(640) });
     expect(checkSourceRow({ version: 'v', pkgarch: 'a', checksum: 'x'.repeat(641), value: 1 })).toBe('checksum is longer than 640 bytes');
+    // Both would be stored as "x\ufffd": two checksums of the source made one.
+    expect(checkSourceRow({ version: 'v', pkgarch: 'a', checksum: 'x\ud800', value: 1 })).toBe('checksum is not valid Unicode text (it holds an unpaired surrogate)');
+    expect(checkSourceRow({ version: 'v\udc00', pkgarch: 'a', checksum: 'c', value: 1 })).toBe('version is not valid Unicode text (it holds an unpaired surrogate)');
   });
 });

@@ -401,7 +401,9 @@ function printImportReport(io: CliIo, report: ImportReport, data: DataStore, dry
         ? `the store has it from ${conflict.target}`
         : conflict.kind === 'value-taken'
           ? `checksum ${conflict.target} holds ${conflict.value} in the store`
-          : `the package's greatest PR in the store is ${conflict.target}`;
+          : conflict.kind === 'value-shared'
+            ? `checksum ${conflict.target} gets ${conflict.value} in this import too`
+            : `the package's greatest PR in the store is ${conflict.target}`;
     io.stdout.write(`conflict ${conflict.kind}: ${conflict.version} ${conflict.pkgarch} ${conflict.checksum} = ${conflict.value} (${against})\n`);
   }
   if (report.conflictCount > report.conflicts.length) io.stdout.write(`… and ${report.conflictCount - report.conflicts.length} more conflicts\n`);
