@@ -162,20 +162,36 @@ describe.each(STORE_KINDS.filter(({ kind }) => kind === 'postgres'))('data comma
     const target = await newDatabase('cli_verify');
     const data = await openDataStore({ database: target });
     try {
-      const rows = [['1.0', 'x', '3'], ['1.0', 'y', '3'], ['2.0', 'u0', '2'], ['2.0', 'u1', '2'], ['2.0', 'u2', '2.0']];
+      // Without provenance (stored before it was recorded): judged by deeper revisions.
+      const unrecorded = [['1.0', 'x', '3'], ['1.0', 'y', '3'], ['2.0', 'u0', '2'], ['2.0', 'u1', '2'], ['2.0', 'u2', '2.0']];
+      // With it: what a chained server stores (contract §5: c1 moved to 1, then c5 got the
+      // upstream's 1), and a standalone package where a dotted row explains nothing.
+      const recorded = [
+        ['3.0', 'c1', '0', 'get-pr-nohist-upstream'],
+        ['3.0', 'c1', '1', 'get-pr-nohist'],
+        ['3.0', 'c5', '1', 'get-pr-nohist-upstream'],
+        ['4.0', 'p', '5', 'get-pr-history'],
+        ['4.0', 'q', '5', 'get-pr-history'],
+        ['4.0', 'r', '5.0', 'import-one'],
+      ] as const;
       await data.db
         .insertInto('prserv_revision')
-        .values(rows.map(([version, checksum, value]) => ({ version: version!, pkgarch: 'a', checksum: checksum!, value: value! })))
+        .values([
+          ...unrecorded.map(([version, checksum, value]) => ({ version: version!, pkgarch: 'a', checksum: checksum!, value: value! })),
+          ...recorded.map(([version, checksum, value, stored_how]) => ({ version, pkgarch: 'a', checksum, value, stored_how })),
+        ])
         .execute();
     } finally {
       await data.store.close();
     }
     const result = await prserv('verify', '--database', target);
     expect(result.code).toBe(1);
-    expect(result.stdout).toContain('error (shared-value): 1 revision(s) are held by several checksums of one package, so different builds share a PR: 1.0 a 3 (2 checksums)');
-    expect(result.stdout).toContain('note (shared-value): 1 revision(s) are held by several checksums of packages served through an upstream');
+    expect(result.stdout).toContain(
+      'error (shared-value): 2 revision(s) are held by several checksums of one package, so different builds share a PR: 1.0 a 3 (2 checksums); 4.0 a 5 (2 checksums)',
+    );
+    expect(result.stdout).toContain('note (shared-value): 2 revision(s) are held by several checksums of packages served through an upstream (a chained server copies upstream revisions): 2.0 a 2 (2 checksums); 3.0 a 1 (2 checksums)');
     const report = JSON.parse((await prserv('verify', '--database', target, '--json')).stdout);
-    expect(report).toMatchObject({ rows: 5, packages: 2, ok: false });
+    expect(report).toMatchObject({ rows: 11, packages: 4, ok: false });
   });
 });
 

@@ -69,7 +69,7 @@ export { openBitbakeJsonExportSource } from './data/bitbake-json-export-source.j
 export { JSON_EXPORT_FORMAT, JSON_EXPORT_FORMAT_VERSION, openJsonExportSource } from './data/json-export-format.js';
 export type { JsonExportHeader } from './data/json-export-format.js';
 export type { ImportSource, SourceRow } from './data/source-row.js';
-export { DEFAULT_IMPORT_BATCH_SIZE, DEFAULT_REPORT_LIMIT, checkSourceRow, importRevisions } from './data/import-revisions.js';
+export { DEFAULT_IMPORT_BATCH_SIZE, DEFAULT_REPORT_LIMIT, checkSourceRow, importRevisions, importWithin } from './data/import-revisions.js';
 export type { ImportConflict, ImportConflictKind, ImportReport, ImportRevisionsOptions, SkippedRow } from './data/import-revisions.js';
 export { DEFAULT_EXPORT_PAGE_SIZE, streamRevisions } from './data/export-revisions.js';
 export type { StreamRevisionsOptions } from './data/export-revisions.js';

@@ -99,20 +99,9 @@ export async function importRevisions(
   rows: AsyncIterable<SourceRow> | Iterable<SourceRow>,
   options: ImportRevisionsOptions = {},
 ): Promise<ImportReport> {
-  const batchSize = options.batchSize ?? DEFAULT_IMPORT_BATCH_SIZE;
-  const limit = options.reportLimit ?? DEFAULT_REPORT_LIMIT;
   try {
     return await db.transaction().execute(async (trx) => {
-      await prepareBulkTransaction(trx);
-      await sql`LOCK TABLE prserv_revision IN SHARE ROW EXCLUSIVE MODE`.execute(trx);
-      await sql`CREATE TEMPORARY TABLE prserv_import_row (
-          version text NOT NULL, pkgarch text NOT NULL, checksum text NOT NULL, value text NOT NULL,
-          value_key numeric[] GENERATED ALWAYS AS (string_to_array(value, '.')::numeric[]) STORED,
-          PRIMARY KEY (version, pkgarch, checksum, value_key)
-        ) ON COMMIT DROP`.execute(trx);
-      const staged = await stageRows(trx, rows, batchSize, limit, options.onProgress);
-      options.onStaged?.(staged.rowsRead);
-      const report = await checkAndWrite(trx, staged, limit, options);
+      const report = await importWithin(trx, rows, options);
       if (!report.written) throw new Rollback(report);
       return report;
     });
@@ -123,6 +112,29 @@ export async function importRevisions(
     if (isDataToolError(error)) throw error;
     throw toPrStoreError(error, 'import revisions');
   }
+}
+
+/**
+ * The import of {@link importRevisions} inside a transaction the caller holds (and commits, or
+ * rolls back when nothing was to be written: see `written`).
+ */
+export async function importWithin(
+  trx: Transaction<PrDatabase>,
+  rows: AsyncIterable<SourceRow> | Iterable<SourceRow>,
+  options: ImportRevisionsOptions = {},
+): Promise<ImportReport> {
+  const batchSize = options.batchSize ?? DEFAULT_IMPORT_BATCH_SIZE;
+  const limit = options.reportLimit ?? DEFAULT_REPORT_LIMIT;
+  await prepareBulkTransaction(trx);
+  await sql`LOCK TABLE prserv_revision IN SHARE ROW EXCLUSIVE MODE`.execute(trx);
+  await sql`CREATE TEMPORARY TABLE prserv_import_row (
+      version text NOT NULL, pkgarch text NOT NULL, checksum text NOT NULL, value text NOT NULL,
+      value_key numeric[] GENERATED ALWAYS AS (string_to_array(value, '.')::numeric[]) STORED,
+      PRIMARY KEY (version, pkgarch, checksum, value_key)
+    ) ON COMMIT DROP`.execute(trx);
+  const staged = await stageRows(trx, rows, batchSize, limit, options.onProgress);
+  options.onStaged?.(staged.rowsRead);
+  return checkAndWrite(trx, staged, limit, options);
 }
 
 interface Staged {

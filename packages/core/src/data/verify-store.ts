@@ -81,18 +81,20 @@ export async function verifyStore(db: Kysely<PrDatabase>, options: VerifyStoreOp
         });
       }
 
-      // A revision shared by checksums; "explained" when the package also holds deeper revisions,
-      // the mark of a chained server (its own numbers extend the upstream's: u.0, u.1…).
+      // A revision shared by checksums is "explained" when a chained server stored one of them from
+      // its upstream; for rows without provenance (stored before it was recorded), when the
+      // package also holds deeper revisions, the mark of a chained server (u.0, u.1…).
       const shared = await sql<{ version: string; pkgarch: string; value: string; checksums: string; explained: boolean; total: string }>`
         WITH shared AS (
-          SELECT version, pkgarch, value, value_key, count(*) AS checksums FROM prserv_revision
-          GROUP BY version, pkgarch, value, value_key HAVING count(*) > 1)
-        SELECT s.version, s.pkgarch, s.value, s.checksums,
-          EXISTS (SELECT 1 FROM prserv_revision d WHERE ${packageKeySql('d')} = ${packageKeySql('s')}
-            AND cardinality(d.value_key) > cardinality(s.value_key)) AS explained,
-          count(*) OVER (PARTITION BY EXISTS (SELECT 1 FROM prserv_revision d WHERE ${packageKeySql('d')} = ${packageKeySql('s')}
-            AND cardinality(d.value_key) > cardinality(s.value_key))) AS total
-        FROM shared s ORDER BY s.version, s.pkgarch, s.value_key`.execute(trx);
+          SELECT version, pkgarch, value, value_key, count(*) AS checksums,
+            coalesce(bool_or(stored_how LIKE '%-upstream'), false) AS from_upstream, bool_and(stored_how IS NULL) AS unrecorded
+          FROM prserv_revision GROUP BY version, pkgarch, value, value_key HAVING count(*) > 1),
+        judged AS (
+          SELECT s.*, s.from_upstream OR (s.unrecorded AND EXISTS (SELECT 1 FROM prserv_revision d
+            WHERE ${packageKeySql('d')} = ${packageKeySql('s')} AND cardinality(d.value_key) > cardinality(s.value_key))) AS explained
+          FROM shared s)
+        SELECT version, pkgarch, value, checksums, explained, count(*) OVER (PARTITION BY explained) AS total
+        FROM judged ORDER BY version, pkgarch, value_key`.execute(trx);
       for (const explained of [false, true]) {
         const rows = shared.rows.filter((row) => row.explained === explained);
         if (rows.length === 0) continue;
