@@ -13,7 +13,7 @@ import {
 import { inPipelinedTransaction, type PipelinedSessions, type PipelinedStatement } from './pipelined-session.js';
 import { increaseRevision } from './revision.js';
 import { OwnStores, SeenFactsGate } from './seen-facts.js';
-import { type ChecksumKey, checksumId, type PackageKey, packageId, type RevisionRow } from './revision-keys.js';
+import { type ChecksumKey, checksumId, MAX_REVISION_LENGTH, type PackageKey, packageId, type RevisionRow } from './revision-keys.js';
 import {
   EXPORT_ROWS,
   INSERT_ROWS,
@@ -27,6 +27,7 @@ import {
   STORE_IF_UNCHANGED,
 } from './revision-statements.js';
 import type { PrDatabase, StoredHow } from './schema.js';
+import { PrStoreError } from '../errors/pr-store-error.js';
 import { notify } from './notify.js';
 
 /** A key whose facts to read: a checksum, or a package alone (`checksum: null`), for one mode. */
@@ -161,6 +162,14 @@ export function createRevisionQueries(db: Kysely<PrDatabase>, options: RevisionQ
         const decision = decideChainedGetPr(await readChainedFacts(trx, key, upstream, history, facts), upstream, history);
         if (!decision.isNew) return decision;
         if (facts!.frozenBy) return frozenAnswer(key, facts!.packageMax, facts!.frozenBy);
+        // Extending an upstream revision near the limit (u.0) would store what no import reads back.
+        if (decision.value.length > MAX_REVISION_LENGTH) {
+          throw new PrStoreError(
+            'UPSTREAM_UNAVAILABLE',
+            `the upstream's revision ${JSON.stringify(upstream.packageMax)} of ${key.version} ${key.pkgarch} cannot be extended: ` +
+              `the new revision would be longer than ${MAX_REVISION_LENGTH} characters`,
+          );
+        }
         const mode = history ? 'get-pr-history' : 'get-pr-nohist';
         const row: StoredRow = {
           version: key.version,

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Kysely } from 'kysely';
 import {
+  createPrEngine,
   createPrEngineOver,
   createRevisionQueries,
   importRevisions,
@@ -10,6 +11,7 @@ import {
   type PipelinedSessions,
   type PrStore,
   type RevisionQueries,
+  type UpstreamPrSource,
   type WriteBatchPath,
 } from '@prserv/core';
 import pg from 'pg';
@@ -73,6 +75,21 @@ describe.each(STORE_KINDS)('allocations planned from their lookups on $kind', ({
   afterAll(async () => {
     await store?.close();
     await database?.drop();
+  });
+
+  it('refuses to extend an upstream revision past the longest revision, and stores nothing', async () => {
+    const chainedTo = (packageMax: string) => {
+      const upstream: UpstreamPrSource = { name: 'fake', maxPackagePr: async () => packageMax, testPr: async () => null };
+      return createPrEngine(db, { upstream, singleSession: kind === 'embedded', coalescing: false });
+    };
+    const pkg = freshPackage('long-upstream');
+    const refused = await chainedTo('1'.repeat(127))
+      .getPr({ ...pkg, checksum: 'c0' })
+      .catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', message: expect.stringContaining('longer than 128 characters') });
+    expect(await rows(pkg)).toEqual([]);
+    // 126 characters and ".0": exactly the longest.
+    expect(await chainedTo('1'.repeat(126)).getPr({ ...pkg, checksum: 'c0' })).toBe(`${'1'.repeat(126)}.0`);
   });
 
   it('stores a new revision in one round trip when nothing moved since the lookup', async () => {

@@ -139,7 +139,8 @@ export async function startHttpEndpoints(options: HttpEndpointsOptions): Promise
 
   let draining = false;
   const handle = async (request: IncomingMessage, response: ServerResponse) => {
-    const path = (request.url ?? '/').split('?')[0];
+    // Origin form ("/metrics?x") or absolute form ("http://host/metrics"), which HTTP/1.1 servers must take.
+    const path = requestPath(request.url);
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       reply(response, 405, 'only GET\n', { allow: 'GET, HEAD' });
       return;
@@ -178,6 +179,8 @@ export async function startHttpEndpoints(options: HttpEndpointsOptions): Promise
     server.once('error', reject);
     server.listen({ host: options.host, port: options.port }, () => {
       server.off('error', reject);
+      // Once listening, an error (accepting a connection) is logged: unheard, it would end the process.
+      server.on('error', (error) => options.logger.error({ err: error.message }, 'HTTP endpoints: listener error'));
       resolve();
     });
   });
@@ -217,4 +220,13 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
       },
     );
   });
+}
+
+/** The path of a request target, without its query; null when it is not a URL path. */
+function requestPath(target: string | undefined): string | null {
+  try {
+    return new URL(target ?? '/', 'http://endpoint.invalid').pathname;
+  } catch {
+    return null;
+  }
 }

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type EngineEvent, type RunningHttpEndpoints, startHttpEndpoints } from '../../src/daemon/http-endpoints.js';
 import { silentLogger } from '../../src/daemon/logger.js';
@@ -33,6 +34,21 @@ describe('HTTP endpoints', () => {
     const missing = await fetch(url('/'));
     expect([missing.status, await missing.text()]).toEqual([404, 'not found: try /metrics, /healthz or /readyz\n']);
     expect((await fetch(url('/metrics'), { method: 'POST' })).status).toBe(405);
+  });
+
+  it('takes a request target in absolute form, as HTTP/1.1 servers must, and ignores a query', async () => {
+    const { endpoints } = await serve(() => Promise.resolve());
+    const { host, port } = endpoints.address;
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect({ host, port }, () => socket.end(`GET http://${host}:${port}/healthz?probe=1 HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 200 /);
+    // Chunked: one chunk of 3 bytes, "ok\n".
+    expect(raw).toMatch(/\r\n\r\n3\r\nok\n\r\n/);
   });
 
   it('answers /readyz 200 when the store is ready, 503 with the reason when not, and 503 once draining', async () => {

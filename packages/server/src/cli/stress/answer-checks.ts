@@ -112,6 +112,15 @@ class LogFacts {
   readonly packageGreatest: Int32Array;
   /** Per package: 1 when one of its requests failed or its baseline is unknown. */
   readonly packageFailed: Uint8Array;
+  /**
+   * Per package: 1 when it holds a dotted revision (in an answer or before the run): a chained
+   * server's numbering of a package its upstream knows (docs/protocol.md §7), where one revision
+   * may go to several checksums and a new checksum may get less than the local greatest. Such
+   * packages are not judged by unique-values, gap-free and monotonic-in-time.
+   */
+  readonly packageDotted: Uint8Array;
+  /** How many packages {@link packageDotted} marks. */
+  readonly dottedCount: number;
   /** When the earliest request started: times in details count from here. */
   readonly origin: number;
 
@@ -143,6 +152,19 @@ class LogFacts {
     log.baseline?.forEach((before, pkg) => {
       if (before === undefined) this.packageFailed[pkg] = 1;
     });
+    this.packageDotted = new Uint8Array(log.packageNames.length);
+    for (let index = 0; index < count; index += 1) {
+      if (values[index]!.includes('.')) this.packageDotted[checksumPackage[checksumOf[index]!]!] = 1;
+    }
+    log.baseline?.forEach((before, pkg) => {
+      if (before?.includes('.')) this.packageDotted[pkg] = 1;
+    });
+    this.dottedCount = this.packageDotted.reduce((sum, dotted) => sum + dotted, 0);
+  }
+
+  /** The words a check adds when dotted packages were left out. */
+  get dottedNote(): string {
+    return this.dottedCount > 0 ? `; ${plural(this.dottedCount, 'package')} with dotted revisions (an upstream's numbering) not judged` : '';
   }
 
   /** Orders two answers by value (revision order; plain integers take a fast path). */
@@ -216,6 +238,7 @@ function judgeUniqueValues(log: AnswerLog, facts: LogFacts): CheckResult {
   for (let index = 0; index < log.count; index += 1) {
     const checksum = log.checksumOf[index]!;
     const pkg = log.checksumPackage[checksum]!;
+    if (facts.packageDotted[pkg]) continue;
     const value = log.values[index]!;
     const owner = owners[pkg]!.get(value);
     if (owner === undefined) {
@@ -229,7 +252,7 @@ function judgeUniqueValues(log: AnswerLog, facts: LogFacts): CheckResult {
       );
     }
   }
-  return violations.result(name, `${plural(distinct, 'value')} in ${plural(countUsedPackages(log), 'package')}, each held by one checksum`);
+  return violations.result(name, `${plural(distinct, 'value')} in ${plural(countUsedPackages(log) - facts.dottedCount, 'package')}, each held by one checksum${facts.dottedNote}`);
 }
 
 /**
@@ -249,7 +272,7 @@ function judgeGapFree(log: AnswerLog, facts: LogFacts): CheckResult {
   const nonInteger = new Uint8Array(log.packageNames.length);
   for (let index = 0; index < log.count; index += 1) {
     const pkg = log.checksumPackage[log.checksumOf[index]!]!;
-    if (facts.packageFailed[pkg]) continue;
+    if (facts.packageFailed[pkg] || facts.packageDotted[pkg]) continue;
     const number = facts.numbers[index]!;
     if (Number.isNaN(number)) {
       if (!nonInteger[pkg]) {
@@ -268,7 +291,7 @@ function judgeGapFree(log: AnswerLog, facts: LogFacts): CheckResult {
       skipped += 1;
       continue;
     }
-    if (nonInteger[pkg] || values.size === 0) continue;
+    if (nonInteger[pkg] || facts.packageDotted[pkg] || values.size === 0) continue;
     judged += 1;
     const before = log.baseline?.[pkg] ?? null;
     if (before !== null && !/^\d{1,15}$/.test(before)) {
@@ -295,7 +318,7 @@ function judgeGapFree(log: AnswerLog, facts: LogFacts): CheckResult {
     );
   }
   const notJudged = skipped > 0 ? `; ${plural(skipped, 'package')} with failed requests not judged` : '';
-  return violations.result(name, `${plural(judged, 'package')}, each answered a gap-free run of values${notJudged}`);
+  return violations.result(name, `${plural(judged, 'package')}, each answered a gap-free run of values${notJudged}${facts.dottedNote}`);
 }
 
 /**
@@ -395,6 +418,7 @@ function judgeMonotonicInTime(log: AnswerLog, facts: LogFacts): CheckResult {
       if (checksumLow[checksum]! < 0 || facts.compareAnswers(earlier, checksumLow[checksum]!) < 0) checksumLow[checksum] = earlier;
     }
     const checksum = checksumOf[later]!;
+    if (facts.packageDotted[checksumPackage[checksum]!]) continue;
     const top = packageTop[checksumPackage[checksum]!]!;
     const label = () => facts.checksumLabel(checksum);
     if (fresh[later] && top >= 0 && facts.compareAnswers(later, top) <= 0) {
@@ -413,7 +437,7 @@ function judgeMonotonicInTime(log: AnswerLog, facts: LogFacts): CheckResult {
     }
   }
   const note = log.modeNote ? ` (${log.modeNote})` : '';
-  return violations.result(name, `${plural(count, 'answer')} agree with the order requests completed in${note}`);
+  return violations.result(name, `${plural(count, 'answer')} agree with the order requests completed in${note}${facts.dottedNote}`);
 }
 
 /**

@@ -16,6 +16,8 @@ const QUERY_ATTEMPTS = 3;
 /** A connection that fails this many times in a row without an answer gives up. */
 const CONNECT_ATTEMPTS = 3;
 const RETRY_DELAY_MS = 50;
+/** A request unanswered this long drops its connection (and counts as failed): a stuck server must not hang the run. */
+export const QUERY_TIMEOUT_MS = 30_000;
 
 interface QueryWorker {
   readonly index: number;
@@ -23,6 +25,8 @@ interface QueryWorker {
   link: RpcLink | undefined;
   /** Request in flight, or -1. */
   request: number;
+  /** Runs while a request is in flight. */
+  timer: NodeJS.Timeout | undefined;
   failuresInARow: number;
   done: boolean;
 }
@@ -38,8 +42,9 @@ export function runQueryPass(
   lines: readonly string[],
   protocol: StressProtocol,
   onAnswered?: (answered: number, errors: number) => void,
+  timeoutMs = QUERY_TIMEOUT_MS,
 ): Promise<QueryPassResult> {
-  return new Promise((resolve) => new QueryPass(addresses, connections, lines, protocol, resolve, onAnswered).start());
+  return new Promise((resolve) => new QueryPass(addresses, connections, lines, protocol, resolve, onAnswered, timeoutMs).start());
 }
 
 class QueryPass implements RpcLinkHandler {
@@ -56,6 +61,7 @@ class QueryPass implements RpcLinkHandler {
   #firstError: string | null = null;
   #finished = 0;
   readonly #protocol: StressProtocol;
+  readonly #timeoutMs: number;
 
   constructor(
     addresses: readonly ServerAddress[],
@@ -64,7 +70,9 @@ class QueryPass implements RpcLinkHandler {
     protocol: StressProtocol,
     resolve: (result: QueryPassResult) => void,
     onAnswered: ((answered: number, errors: number) => void) | undefined,
+    timeoutMs: number,
   ) {
+    this.#timeoutMs = timeoutMs;
     this.#lines = lines;
     this.#protocol = protocol;
     this.#answers = new Array<unknown>(lines.length).fill(undefined);
@@ -73,7 +81,7 @@ class QueryPass implements RpcLinkHandler {
     this.#onAnswered = onAnswered;
     const count = Math.max(1, Math.min(connections, lines.length));
     for (let index = 0; index < count; index += 1) {
-      this.#workers.push({ index, address: addresses[index % addresses.length]!, link: undefined, request: -1, failuresInARow: 0, done: false });
+      this.#workers.push({ index, address: addresses[index % addresses.length]!, link: undefined, request: -1, timer: undefined, failuresInARow: 0, done: false });
     }
   }
 
@@ -94,6 +102,7 @@ class QueryPass implements RpcLinkHandler {
     const request = worker.request;
     if (request < 0) return;
     worker.request = -1;
+    clearTimeout(worker.timer);
     if (isInvokeError(message)) {
       this.#failed(request, `invoke-error: ${message['invoke-error'].message}`);
       // The server closes after an invoke-error; a new connection takes over.
@@ -110,6 +119,7 @@ class QueryPass implements RpcLinkHandler {
   linkClosed(link: RpcLink, error: Error | undefined, connected: boolean): void {
     const worker = this.#workers[link.slot]!;
     worker.link = undefined;
+    clearTimeout(worker.timer);
     if (worker.done) return;
     if (worker.request >= 0) {
       this.#failed(worker.request, `read-back connection dropped${error ? `: ${error.message}` : ''}`);
@@ -144,7 +154,9 @@ class QueryPass implements RpcLinkHandler {
     }
     worker.request = request;
     this.#attempts[request] = this.#attempts[request]! + 1;
-    worker.link!.send(this.#lines[request]!);
+    const link = worker.link!;
+    worker.timer = setTimeout(() => link.close(new Error(`no answer within ${this.#timeoutMs / 1000} s`)), this.#timeoutMs);
+    link.send(this.#lines[request]!);
   }
 
   #failed(request: number, reason: string): void {

@@ -1,3 +1,4 @@
+import { ConfigError } from '../errors.js';
 import { type AllocationMode, type AnswerLog, type CheckResult, runAnswerChecks } from './answer-checks.js';
 import { LoadPhase, type LoadRecord } from './load-phase.js';
 import { runQueryPass } from './query-pass.js';
@@ -61,7 +62,7 @@ export const STRESS_JSON_KEYS = [
  * const report = await runStress({ servers: ['127.0.0.1:8585'], connections: 8, requests: 400 });
  * if (!report.ok) console.error(report.checks.filter((check) => !check.ok));
  * ```
- * @throws ConfigError when an option is out of range.
+ * @throws ConfigError when an option is out of range, or a server is read-only.
  */
 export async function runStress(options: StressOptions): Promise<StressReport> {
   const settings = resolveStressSettings(options);
@@ -73,6 +74,7 @@ export async function runStress(options: StressOptions): Promise<StressReport> {
     firstError ??= first;
   };
 
+  await refuseReadOnly(settings);
   const baseline = settings.prefixGiven ? await readBaseline(settings, noteErrors) : undefined;
 
   const cpuBefore = process.cpuUsage();
@@ -136,6 +138,20 @@ export function stressExitCode(report: StressReport): number {
 }
 
 type NoteErrors = (count: number, first: string | null) => void;
+
+/**
+ * Asks every server whether it is read-only. A read-only server stores nothing, so two new
+ * checksums may get one PR (docs/protocol.md §6) and the checks do not apply: refused up front.
+ * A server that cannot be asked is left to the load, which counts its failures.
+ */
+async function refuseReadOnly(settings: StressSettings): Promise<void> {
+  for (const [index, address] of settings.addresses.entries()) {
+    const pass = await runQueryPass([address], 1, ['{"is-readonly": {}}\n'], settings.protocol);
+    if ((pass.answers[0] as { readonly?: unknown } | undefined)?.readonly === true) {
+      throw new ConfigError(`${settings.servers[index]} is read-only (for this client): stress allocates PRs, so it needs a server that stores them`);
+    }
+  }
+}
 
 /** max-package-pr of every package before the load; undefined where it could not be read. */
 async function readBaseline(settings: StressSettings, noteErrors: NoteErrors): Promise<(string | null | undefined)[]> {

@@ -75,9 +75,9 @@ describe('gap-free', () => {
     expect(above5).toMatchObject({ ok: false, detail: expect.stringContaining('but values start at 6') });
   });
 
-  it('fails on a PR that is not a plain integer', () => {
-    const log = createAnswerLog({ mode: 'history', answers: [ask('a', '0', 0), ask('b', '0.1', 2)] });
-    expect(checkGapFree(log)).toMatchObject({ ok: false, detail: expect.stringContaining('"0.1" is not a plain integer PR') });
+  it('fails on a PR that is not a number it can count', () => {
+    const log = createAnswerLog({ mode: 'history', answers: [ask('a', '0', 0), ask('b', '1234567890123456', 2)] });
+    expect(checkGapFree(log)).toMatchObject({ ok: false, detail: expect.stringContaining('"1234567890123456" is not a plain integer PR') });
   });
 
   it('does not judge a package whose request failed (the lost answer may hold the missing value)', () => {
@@ -178,5 +178,31 @@ describe('runAnswerChecks', () => {
     const answers = Array.from({ length: 12 }, (_, index) => ask(`c${index}`, String(index), index * 2));
     const log = createAnswerLog({ mode: 'history', answers, readBack: { testPr: {}, maxPackagePr: { p: '11' } } });
     expect(runAnswerChecks(log).filter((result) => !result.ok)).toEqual([]);
+  });
+});
+
+describe('packages holding dotted revisions (a chained server’s numbering)', () => {
+  // As docs/protocol.md §7 allows once the upstream knows package q: a new checksum gets the
+  // upstream's 4.1 below the local 36, and c5 gets the upstream's 1, which c1 holds too.
+  const chained = [
+    ask('c1', '36', 0, 1, 'q'),
+    ask('c2', '4.1', 2, 3, 'q'),
+    ask('c1', '1', 4, 5, 'q'),
+    ask('c5', '1', 6, 7, 'q'),
+  ];
+
+  it('leaves them out of unique-values, gap-free and monotonic-in-time, and says so', () => {
+    const results = runAnswerChecks(createAnswerLog({ mode: 'nohist', answers: chained }));
+    for (const name of ['unique-values', 'gap-free', 'monotonic-in-time'] as const) {
+      expect(results.find((result) => result.name === name)).toMatchObject({
+        ok: true,
+        detail: expect.stringContaining('1 package with dotted revisions (an upstream\'s numbering) not judged'),
+      });
+    }
+  });
+
+  it('still judges the other packages of the run', () => {
+    const results = runAnswerChecks(createAnswerLog({ mode: 'nohist', answers: [...chained, ask('a', '0', 8), ask('b', '0', 10)] }));
+    expect(results.find((result) => result.name === 'unique-values')).toMatchObject({ ok: false, detail: expect.stringContaining('p: "0" went to checksums a and b') });
   });
 });

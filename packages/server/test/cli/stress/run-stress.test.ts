@@ -83,6 +83,33 @@ describe.each(STORE_KINDS)('prserv client stress against a correct server on $ki
     expect(report.ok).toBe(true);
   });
 
+  it('refuses a read-only server, whose answers the checks cannot judge, with exit code 2', async () => {
+    const readOnly = await startPrServer({ engine: store.readOnlyView!(), host: '127.0.0.1', port: 0 });
+    try {
+      const address = `127.0.0.1:${readOnly.address.port}`;
+      const before = await store.maxPackagePr({ version: 'never-0', pkgarch: 'core2-64' });
+      await expect(runStress({ servers: [`127.0.0.1:${server.address.port}`, address], requests: 50, packagePrefix: 'never' })).rejects.toThrow(
+        `${address} is read-only (for this client): stress allocates PRs, so it needs a server that stores them`,
+      );
+      expect(await store.maxPackagePr({ version: 'never-0', pkgarch: 'core2-64' })).toBe(before);
+      let stderr = '';
+      const code = await runCli(['client', 'stress', '--server', address, '--requests', '10'], {
+        env: {},
+        stdout: new Writable({ write: (_chunk, _encoding, done) => done() }),
+        stderr: new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            stderr += chunk.toString();
+            done();
+          },
+        }),
+      });
+      expect(code).toBe(2);
+      expect(stderr).toContain('is read-only');
+    } finally {
+      await readOnly.close();
+    }
+  });
+
   it('spreads connections over replicas and grows a fixed package prefix across runs', async () => {
     const servers = [server, historyServer].map((running) => `127.0.0.1:${running.address.port}`);
     const options = { servers, mode: 'nohist', requests: 200, packages: 3, packagePrefix: `grow-${kind}-${Date.now()}` } as const;
