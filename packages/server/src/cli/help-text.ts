@@ -141,7 +141,7 @@ Stress: prserv client stress [--server HOST:PORT]... [options]
   Opens N connections, each sending get-pr requests one at a time as BitBake does, until the
   request count or the duration cap is reached; then reads back test-pr of every checksum and
   max-package-pr of every package. Reports req/s and latency, and checks every answer:
-  history-stable, unique-values, gap-free, read-back, monotonic-in-time. A read-only server is
+  well-formed, history-stable, unique-values, gap-free, read-back, monotonic-in-time. A read-only server is
   refused (exit 2); packages holding dotted PRs (a chained server's) are not judged by
   unique-values, gap-free and monotonic-in-time.
   --server HOST:PORT     a server; repeat for replicas sharing one database (connections are

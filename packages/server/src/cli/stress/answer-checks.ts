@@ -2,7 +2,7 @@ import { compareRevisions } from '@prserv/core';
 import { formatCount } from './format-count.js';
 
 /** Names of the checks {@link runAnswerChecks} runs, in the order it reports them. */
-export const CHECK_NAMES = ['history-stable', 'unique-values', 'gap-free', 'read-back', 'monotonic-in-time'] as const;
+export const CHECK_NAMES = ['well-formed', 'history-stable', 'unique-values', 'gap-free', 'read-back', 'monotonic-in-time'] as const;
 /** One of {@link CHECK_NAMES}. */
 export type CheckName = (typeof CHECK_NAMES)[number];
 
@@ -58,6 +58,12 @@ export interface AnswerLog {
    */
   readonly failedChecksums: ReadonlySet<number>;
   /**
+   * get-pr answers that were not what the protocol asks for: no PR at all (`"r1"`, null), or a
+   * PR of the wrong JSON type for the request (an integer to a modern request, a string to a
+   * legacy one for a plain PR). Absent: none.
+   */
+  readonly malformed?: { readonly count: number; readonly first: string | null };
+  /**
    * What the server said after the load, same history flag: test-pr by checksum id and
    * max-package-pr by package index; `undefined` where the read-back request itself failed.
    * Absent: no read-back was made.
@@ -72,6 +78,7 @@ export interface AnswerLog {
 export function runAnswerChecks(log: AnswerLog): CheckResult[] {
   const facts = new LogFacts(log);
   return [
+    checkWellFormed(log),
     judgeHistoryStable(log, facts),
     judgeUniqueValues(log, facts),
     judgeGapFree(log, facts),
@@ -184,6 +191,14 @@ class LogFacts {
     const since = (time: number) => (time - this.origin).toFixed(1);
     return `"${values[index]!}" (asked ${since(startedAt[index]!)}–${since(endedAt[index]!)} ms into the load)`;
   }
+}
+
+/** well-formed: every get-pr answer is a PR, of the JSON type the request asks for. */
+export function checkWellFormed(log: AnswerLog): CheckResult {
+  const name = 'well-formed';
+  const malformed = log.malformed?.count ?? 0;
+  if (malformed === 0) return { name, ok: true, detail: `${plural(log.count, 'answer')}, each a PR of the type the request asks for` };
+  return { name, ok: false, detail: `${plural(malformed, 'violation')}: ${log.malformed?.first ?? 'an answer that is no PR'}` };
 }
 
 /**
@@ -457,6 +472,7 @@ export function createAnswerLog(input: {
   }[];
   /** Requests that failed, by package and checksum. */
   readonly failed?: readonly { readonly pkg: string; readonly checksum: string }[];
+  readonly malformed?: { readonly count: number; readonly first: string | null };
   /** Greatest PR of a package before the run, by package name. */
   readonly baseline?: Readonly<Record<string, string | null>>;
   readonly readBack?: {
@@ -511,6 +527,7 @@ export function createAnswerLog(input: {
     endedAt: answers.map((answer) => answer.end),
     ...(input.baseline ? { baseline: packageNames.map((pkg) => input.baseline?.[pkg] ?? null) } : {}),
     failedChecksums,
+    ...(input.malformed ? { malformed: input.malformed } : {}),
     ...(readBack
       ? {
           readBack: {

@@ -18,6 +18,9 @@ export interface LoadRecord {
   readonly errors: number;
   /** The first error seen, for the operator. */
   readonly firstError: string | null;
+  /** Answers that are not what the protocol asks for (see `AnswerLog.malformed`). */
+  readonly malformed: number;
+  readonly firstMalformed: string | null;
   /** From the first requests sent to the last connection done, in ms. */
   readonly durationMs: number;
 }
@@ -86,6 +89,8 @@ export class LoadPhase implements RpcLinkHandler {
   #issued = 0;
   #errors = 0;
   #firstError: string | null = null;
+  #malformed = 0;
+  #firstMalformed: string | null = null;
 
   readonly #workers: Worker[] = [];
   #settingUp = 0;
@@ -170,11 +175,22 @@ export class LoadPhase implements RpcLinkHandler {
     const value = typeof message === 'object' && message !== null ? (message as { value?: unknown }).value : undefined;
     const text = typeof value === 'string' ? value : typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? String(value) : undefined;
     if (text === undefined || !REVISION.test(text)) {
-      // An invoke-error (after which the server closes), or an answer that is no PR.
-      this.#failRequest(worker, isInvokeError(message) ? `invoke-error: ${message['invoke-error'].message}` : `unexpected answer ${describeMessage(message)}`);
+      // An invoke-error (after which the server closes: a failed request), or an answer that is
+      // no PR (a broken server: the request failed, and the answer fails well-formed).
+      if (isInvokeError(message)) {
+        this.#failRequest(worker, `invoke-error: ${message['invoke-error'].message}`);
+      } else {
+        this.#noteMalformed(`get-pr answered ${describeMessage(message)}, which holds no PR`);
+        this.#failRequest(worker, `unexpected answer ${describeMessage(message)}`);
+      }
       worker.state = DROPPING;
       link.close();
       return;
+    }
+    // A PR is a string, but a legacy client's plain PR an integer (docs/protocol.md §3.3).
+    const legacy = this.#settings.mode === 'legacy';
+    if (legacy ? typeof value === 'string' && !text.includes('.') : typeof value !== 'string') {
+      this.#noteMalformed(`get-pr answered ${describeMessage(message)}: ${legacy ? 'a legacy request takes a plain PR as an integer' : 'a PR is a string'}`);
     }
     const slot = this.#answered;
     this.#answered = slot + 1;
@@ -340,6 +356,8 @@ export class LoadPhase implements RpcLinkHandler {
       failedChecksums: this.#failedChecksums,
       errors: this.#errors,
       firstError: this.#firstError,
+      malformed: this.#malformed,
+      firstMalformed: this.#firstMalformed,
       durationMs,
     });
   }
@@ -353,6 +371,11 @@ export class LoadPhase implements RpcLinkHandler {
   #fail(reason: string): void {
     this.#errors += 1;
     this.#firstError ??= reason;
+  }
+
+  #noteMalformed(reason: string): void {
+    this.#malformed += 1;
+    this.#firstMalformed ??= reason;
   }
 }
 

@@ -106,6 +106,7 @@ export async function runStress(options: StressOptions): Promise<StressReport> {
     endedAt: load.endedAt,
     ...(baseline ? { baseline } : {}),
     failedChecksums: load.failedChecksums,
+    ...(load.malformed > 0 ? { malformed: { count: load.malformed, first: load.firstMalformed } } : {}),
     ...(readBack ? { readBack: { testPr: readBack.testPr, maxPackagePr: readBack.maxPackagePr } } : {}),
   };
   const checks = runAnswerChecks(log);

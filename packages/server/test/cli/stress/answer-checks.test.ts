@@ -6,6 +6,7 @@ import {
   checkMonotonicInTime,
   checkReadBack,
   checkUniqueValues,
+  checkWellFormed,
   createAnswerLog,
   runAnswerChecks,
 } from '../../../src/cli/stress/answer-checks.js';
@@ -16,6 +17,15 @@ type Answer = Parameters<typeof createAnswerLog>[0]['answers'][number];
 function ask(checksum: string, value: string, start: number, end = start + 1, pkg = 'p'): Answer {
   return { pkg, checksum, value, start, end };
 }
+
+describe('well-formed', () => {
+  it('holds when no answer was malformed, and fails naming the first one', () => {
+    const answers = [ask('a', '0', 0)];
+    expect(checkWellFormed(createAnswerLog({ mode: 'history', answers }))).toMatchObject({ name: 'well-formed', ok: true });
+    const broken = createAnswerLog({ mode: 'history', answers, malformed: { count: 2, first: 'get-pr answered {"value":0}: a PR is a string' } });
+    expect(checkWellFormed(broken)).toEqual({ name: 'well-formed', ok: false, detail: '2 violations: get-pr answered {"value":0}: a PR is a string' });
+  });
+});
 
 describe('history-stable', () => {
   it('holds when a checksum asked again gets its first answer', () => {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPrStore, type PrEngine, type PrStore } from '@prserv/core';
 import { runCli } from '../../../src/cli/main.js';
 import { type RunningPrServer, startPrServer } from '../../../src/daemon/pr-server.js';
-import { runStress } from '../../../src/cli/stress/run-stress.js';
+import { runStress, stressExitCode } from '../../../src/cli/stress/run-stress.js';
 import { createPostgresDatabase, STORE_KINDS, type TestDatabase } from '@prserv/test-support';
 
 /** What `prserv client stress … --json` printed and returned, run in-process. */
@@ -230,6 +230,44 @@ describe('prserv client stress against broken servers', () => {
     expect(failedChecks(run)).toEqual([]);
     expect(run.json.ok).toBe(false);
     expect(run.code).toBe(3);
+  });
+
+  /** A forwarder to `target` that rewrites every answer line it passes back. */
+  async function rewriting(target: RunningPrServer, rewrite: (line: string) => string): Promise<Server> {
+    const forwarder: Server = createServer((client) => {
+      const upstream = connect({ host: '127.0.0.1', port: target.address.port });
+      let pending = '';
+      client.on('data', (chunk: Buffer) => upstream.write(chunk));
+      upstream.on('data', (chunk: Buffer) => {
+        pending += chunk.toString();
+        const lines = pending.split('\n');
+        pending = lines.pop()!;
+        if (!client.destroyed) client.write(lines.map((line) => `${rewrite(line)}\n`).join(''));
+      });
+      client.on('close', () => upstream.destroy());
+      client.on('error', () => {});
+      upstream.on('error', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => forwarder.listen(0, '127.0.0.1', resolve));
+    return forwarder;
+  }
+
+  it('fails well-formed when PRs come back as integers to modern requests, or as no PR at all', async () => {
+    const server = await brokenServer({});
+    for (const [rewrite, expected] of [
+      [(line: string) => line.replace(/"value": ?"(\d+)"/, '"value": $1'), 'a PR is a string'],
+      [(line: string) => line.replace(/"value": ?"(\d+)"/, '"value": "r$1"'), 'which holds no PR'],
+    ] as const) {
+      const forwarder = await rewriting(server, rewrite);
+      try {
+        const port = (forwarder.address() as { port: number }).port;
+        const report = await runStress({ servers: [`127.0.0.1:${port}`], connections: 2, requests: 40, packages: 2, mode: 'nohist' });
+        expect(report.checks.find((check) => check.name === 'well-formed')).toMatchObject({ ok: false, detail: expect.stringContaining(expected) });
+        expect(stressExitCode(report)).toBe(1);
+      } finally {
+        forwarder.close();
+      }
+    }
   });
 
   it('exits 3 when connections drop with requests in flight, and judges around the lost answers', async () => {

@@ -120,7 +120,7 @@ describe('prserv client stress output', () => {
       latencyMs: { p50: expect.any(Number), p95: expect.any(Number), p99: expect.any(Number), max: expect.any(Number) },
     });
     expect(report.checks).toEqual(
-      ['history-stable', 'unique-values', 'gap-free', 'read-back', 'monotonic-in-time'].map((name) => ({ name, ok: true, detail: expect.any(String) })),
+      ['well-formed', 'history-stable', 'unique-values', 'gap-free', 'read-back', 'monotonic-in-time'].map((name) => ({ name, ok: true, detail: expect.any(String) })),
     );
   });
 
@@ -136,7 +136,7 @@ describe('prserv client stress output', () => {
     expect(text).toMatch(/latency {3}p50 [\d.]+ ms, p95 [\d.]+ ms, p99 [\d.]+ ms, max [\d.]+ ms/);
     expect(text).toContain('errors    0\n');
     expect(text).toMatch(/✓ gap-free {11}100 packages|✓ gap-free +\d+ packages/);
-    expect(text.match(/✓/g)).toHaveLength(5);
+    expect(text.match(/✓/g)).toHaveLength(6);
     expect(text.endsWith('result    ok\n')).toBe(true);
     expect(stderr.text()).toBe('');
   });
