@@ -141,7 +141,10 @@ export class ConnectionSession implements ServedConnection {
   async #answer(message: unknown): Promise<void> {
     if (this.#ending) return;
     if (message instanceof Refusal) {
-      this.#refuse(message.error);
+      // Counted as a request that failed, as a bad request that parses is.
+      const started = performance.now();
+      const code = this.#refuse(message.error);
+      this.#options.stats?.answered('unknown', 'asyncrpc', started, code);
       this.#queued -= 1;
       return;
     }

@@ -85,6 +85,7 @@ export class JsonRpcSession implements ServedConnection {
       const { wireMessage, code, level, logMessage } = classifyError(error);
       this.#options.logger[level]({ peer: this.#peer, protocol: 'jsonrpc', code, err: wireMessage }, logMessage);
       const refuse = () => {
+        this.#options.stats?.answered('unknown', 'jsonrpc', performance.now(), code);
         this.#write(encodeJsonRpcError(null, { code, message: wireMessage }));
         this.#socket.end();
         setTimeout(() => this.#socket.destroy(), LINGER_MS).unref();

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openPrStore, type PrEngine, type PrStore, PrStoreError } from '@prserv/core';
 import { createDuplexPair, createPostgresDatabase, type DuplexEnd, type TestDatabase } from '@prserv/test-support';
+import { ServerStats } from '../../src/daemon/server-stats.js';
 import { ConnectionSession, type SessionOptions } from '../../src/daemon/connection-session.js';
 import type { ServerLogger } from '../../src/daemon/logger.js';
 
@@ -204,6 +205,7 @@ function openSession(engine: PrEngine, options: Partial<Omit<SessionOptions, 'co
     idleTimeoutMs: options.idleTimeoutMs ?? 0,
     maxUnreadBytes: options.maxUnreadBytes ?? 1_048_576,
     logger,
+    ...(options.stats ? { stats: options.stats } : {}),
   });
   return { client, server, session, logger, reader: new PeerReader(client) };
 }
@@ -502,7 +504,8 @@ describe('ConnectionSession bad requests', () => {
     ['malformed JSON', '{"get-pr": {\n', 'message is not valid JSON: "{\\"get-pr\\": {"', 'MALFORMED_MESSAGE', undefined],
   ])('refuses %s with an invoke-error naming it, then ends without answering more', async (_, bad, message, code, method) => {
     const { engine, calls, call } = createControlledEngine();
-    const { client, reader, logger } = openSession(engine);
+    const stats = new ServerStats(() => 1);
+    const { client, reader, logger } = openSession(engine, { stats });
     const valid = request('test-package', { version: '1.0-r0', pkgarch: 'core2-64' });
     client.write(`${HELLO}${valid}`);
     (await call(0)).resolve(true);
@@ -517,6 +520,8 @@ describe('ConnectionSession bad requests', () => {
       { level: 'info', message: 'bad request refused', fields: expect.objectContaining({ code, err: message, method }) },
     ]);
     expect([...logger.at('warn'), ...logger.at('error')]).toEqual([]);
+    // Counted as answered with an error, whether or not it parsed.
+    expect(stats.snapshot().requests.all).toMatchObject({ count: 2, errors: 1 });
   });
 });
 

@@ -89,6 +89,7 @@ describe('the JSON-RPC envelope over TCP, on a PostgreSQL store', () => {
   });
 
   it('answers a line that is not JSON with an error without id, after the answers before it, then closes', async () => {
+    const malformedBefore = server.stats.snapshot().requests.unknown?.errors ?? 0;
     const raw = await RawSocket.open(server.address.port);
     raw.write(`${line({ id: 'p', method: 'ping' })}this is not json\n${line({ id: 'late', method: 'ping' })}`);
     const responses = await readResponses(raw, 2);
@@ -97,6 +98,8 @@ describe('the JSON-RPC envelope over TCP, on a PostgreSQL store', () => {
     expect(await raw.closedByPeer(5_000)).toBe(true);
     expect(raw.unread).toBe('');
     raw.close();
+    // Counted as a request answered with an error.
+    expect(server.stats.snapshot().requests.unknown?.errors).toBe(malformedBefore + 1);
   });
 
   it('serves get-stats and reset-stats in both protocols', async () => {
