@@ -451,8 +451,51 @@ function judgeMonotonicInTime(log: AnswerLog, facts: LogFacts): CheckResult {
       }
     }
   }
+  if (log.mode === 'nohist') judgeKeptWhileGreatest(log, facts, violations);
   const note = log.modeNote ? ` (${log.modeNote})` : '';
   return violations.result(name, `${plural(count, 'answer')} agree with the order requests completed in${note}${facts.dottedNote}`);
+}
+
+/**
+ * No-history: a checksum asked again while it still holds its package's greatest PR keeps it, as
+ * nothing newer moved above it (docs/protocol.md §6.1). Judged only where no other request could
+ * have come between: the request just before it in its package was the same checksum's, answered
+ * the package's greatest, and no other request of the package ran during either. Packages with a
+ * failed request are left out (a lost answer may have moved the package).
+ */
+function judgeKeptWhileGreatest(log: AnswerLog, facts: LogFacts, violations: Violations): void {
+  const { count, startedAt, endedAt, checksumOf, checksumPackage, values } = log;
+  const byPackage: number[][] = log.packageNames.map(() => []);
+  for (let index = 0; index < count; index += 1) byPackage[checksumPackage[checksumOf[index]!]!]!.push(index);
+  for (let pkg = 0; pkg < byPackage.length; pkg += 1) {
+    if (facts.packageFailed[pkg] || facts.packageDotted[pkg]) continue;
+    const list = byPackage[pkg]!.sort((a, b) => startedAt[a]! - startedAt[b]! || a - b);
+    const before = log.baseline?.[pkg] ?? null;
+    // Over list[0..k-1]: the latest end, and the answer with the greatest value.
+    let latestEnd = Number.NEGATIVE_INFINITY;
+    let top = -1;
+    let latestEndBeforePrevious = Number.NEGATIVE_INFINITY;
+    for (let k = 0; k < list.length; k += 1) {
+      const later = list[k]!;
+      if (k > 0) {
+        const previous = list[k - 1]!;
+        const alone =
+          latestEndBeforePrevious <= startedAt[previous]! &&
+          latestEnd < startedAt[later]! &&
+          (k + 1 === list.length || startedAt[list[k + 1]!]! >= endedAt[later]!);
+        const greatest = facts.compareAnswers(previous, top) === 0 && (before === null || compareValues(values[previous]!, before) > 0);
+        if (alone && greatest && checksumOf[previous] === checksumOf[later] && values[later] !== values[previous]) {
+          violations.add(
+            () =>
+              `${facts.checksumLabel(checksumOf[later]!)} moved from ${facts.answerLabel(previous)} to ${facts.answerLabel(later)}, though nothing was asked of its package in between and it held the package's greatest`,
+          );
+        }
+      }
+      latestEndBeforePrevious = latestEnd;
+      if (endedAt[later]! > latestEnd) latestEnd = endedAt[later]!;
+      if (top < 0 || facts.compareAnswers(later, top) > 0) top = later;
+    }
+  }
 }
 
 /**

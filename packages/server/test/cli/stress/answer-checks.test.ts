@@ -191,6 +191,21 @@ describe('runAnswerChecks', () => {
   });
 });
 
+describe('monotonic-in-time: a no-history checksum that still holds its package’s greatest', () => {
+  it('fails when it moves though nothing was asked of its package in between', () => {
+    const log = createAnswerLog({ mode: 'nohist', answers: [ask('a', '0', 0), ask('b', '1', 2), ask('b', '2', 4)] });
+    expect(checkMonotonicInTime(log)).toMatchObject({ ok: false, detail: expect.stringContaining('checksum b of p moved from "1"') });
+  });
+
+  it('holds when it keeps its PR, when another request ran in between, or when it was not the greatest', () => {
+    const kept = [ask('a', '0', 0), ask('b', '1', 2), ask('b', '1', 4)];
+    // c's request overlaps both of b's: it may have come between them.
+    const overlapped = [ask('a', '0', 0), ask('b', '1', 2, 3), ask('c', '2', 2.5, 6), ask('b', '3', 4, 5)];
+    const below = [ask('a', '0', 0), ask('b', '1', 2), ask('a', '2', 4)];
+    for (const answers of [kept, overlapped, below]) expect(checkMonotonicInTime(createAnswerLog({ mode: 'nohist', answers })).ok).toBe(true);
+  });
+});
+
 describe('packages holding dotted revisions (a chained server’s numbering)', () => {
   // As docs/protocol.md §7 allows once the upstream knows package q: a new checksum gets the
   // upstream's 4.1 below the local 36, and c5 gets the upstream's 1, which c1 holds too.

@@ -215,6 +215,24 @@ describe('prserv client stress against broken servers', () => {
     expect(run.code).toBe(1);
   });
 
+  it('fails monotonic-in-time when a no-history checksum moves though it held its package’s greatest', async () => {
+    // Every returning checksum gets a new PR (stored as its own, so read-back agrees), even when
+    // nothing newer was allocated: one at a time, nothing else can explain the move.
+    let spare = 0;
+    const server = await brokenServer({
+      async getPr(query) {
+        if ((await store.testPr(query)) === null) return store.getPr(query);
+        const value = await store.getPr({ ...query, checksum: `spare-${(spare += 1)}` });
+        await store.importOne({ ...query, value });
+        return value;
+      },
+    });
+    const run = await stressCli(server, '--connections', '1', '--requests', '200', '--packages', '1', '--new-ratio', '0.1', '--mode', 'nohist');
+    expect(failedChecks(run)).toEqual(['monotonic-in-time']);
+    expect(run.json.checks.find((check) => check.name === 'monotonic-in-time')?.detail).toMatch(/held the package's greatest/);
+    expect(run.code).toBe(1);
+  });
+
   it('exits 3 when some requests get an invoke-error but every answer checks out', async () => {
     let calls = 0;
     const server = await brokenServer({
