@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import type { PoolClient, PoolConfig } from 'pg';
 import { PrStoreError, toPrStoreError } from '../errors/pr-store-error.js';
 import { isSchemaCurrent, migrateToLatest } from '../engine/migrations.js';
@@ -472,10 +472,10 @@ function redactUrl(url: string): string {
   }
 }
 
-/** The operations of the engine `current()` returns, asked anew on each call (it throws once closed). */
 /** Runs one operation of an open store, counted until it settles; fails once the store is closing. */
 type Tracked = <T>(operation: (engine: PrEngine) => Promise<T>) => Promise<T>;
 
+/** The engine's operations, each run through `run`. */
 function whileOpen(run: Tracked): Required<Omit<PrEngine, 'readOnly' | 'readOnlyView'>> {
   return {
     previewPr: (query) => run((engine) => supported(engine, 'previewPr')(query)),
