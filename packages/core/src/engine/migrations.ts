@@ -85,6 +85,10 @@ export async function migrateToLatest(db: Kysely<PrDatabase>): Promise<void> {
     await db.connection().execute(async (connection) => {
       await sql`BEGIN`.execute(connection);
       try {
+        // No time limit a role or database sets: waiting for another replica's migration, or
+        // building an index on a large table, may take minutes.
+        await sql`SET LOCAL statement_timeout = 0`.execute(connection);
+        await sql`SET LOCAL lock_timeout = 0`.execute(connection);
         await sql`SELECT pg_advisory_xact_lock(${PRSERV_ADVISORY_LOCK_KEY})`.execute(connection);
         // Kysely re-checks for its tables after a failed CREATE, which an aborted transaction
         // answers with "current transaction is aborted", hiding why (no right to create tables, a

@@ -259,12 +259,23 @@ async function openPostgres(url: string, poolSize: number, options: OpenPrStoreO
       report(new Error(`closing the PostgreSQL pool took over ${closeTimeoutMs} ms; connections left to the OS`));
     }
   };
+  // The schema is made over a connection of its own, without the request path's time limits: a
+  // replica waits for another's migration as long as it runs, and an index on a large table takes
+  // as long as it takes (migrateToLatest lifts the server-side limits inside its transaction).
   const openSchemaConnection = () => {
-    const schemaPool = new pg.Pool({ ...connection, max: 1 });
+    const schemaPool = new pg.Pool({ ...connection, statement_timeout: undefined, query_timeout: undefined, max: 1 });
     schemaPool.on('error', report);
     return new Kysely<PrDatabase>({ dialect: new PostgresDialect({ pool: schemaPool }) });
   };
-  const migrate = readOnly ? () => migrateForReadOnly(db, openSchemaConnection) : () => migrateToLatest(db);
+  const migrateOverSchemaConnection = async () => {
+    const schemaDb = openSchemaConnection();
+    try {
+      await migrateToLatest(schemaDb);
+    } finally {
+      await schemaDb.destroy();
+    }
+  };
+  const migrate = readOnly ? () => migrateForReadOnly(db, openSchemaConnection) : migrateOverSchemaConnection;
   const afterMigration = readOnly ? () => checkSessionReadOnly(db) : undefined;
   const poolFigures = () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
   // A read-only store never allocates; its sessions stay as they are.
@@ -466,6 +477,10 @@ function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
+    // libpq and pg also take the password as a parameter (`?password=…`).
+    for (const name of [...parsed.searchParams.keys()]) {
+      if (name.toLowerCase() === 'password') parsed.searchParams.set(name, '***');
+    }
     return parsed.toString();
   } catch {
     return 'postgres://(unparsable URL)';

@@ -5,6 +5,7 @@ import { CompiledQuery, type Kysely, sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { createPrEngine, openPrStore, type PipelinedSessions, type PrDatabase } from '@prserv/core';
 import { storeRefusal } from '../store-refusal.js';
+import { PRSERV_ADVISORY_LOCK_KEY } from '../../src/engine/schema.js';
 import { createEmbeddedFolder, createPostgresDatabase, STORE_KINDS } from '@prserv/test-support';
 
 /** The tables of the database at `url`, by name. */
@@ -128,6 +129,48 @@ describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('openPrStore
       expect(new Set(viaKysely.map((row) => (row as { pid: number }).pid)).size).toBe(3);
     } finally {
       await store.close();
+      await database.drop();
+    }
+  });
+});
+
+describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('openPrStore making the schema on PostgreSQL', () => {
+  it('waits for another replica’s migration longer than the statement timeout', async () => {
+    const database = await createPostgresDatabase('slow_migration');
+    const other = new pg.Client({ connectionString: database.url });
+    await other.connect();
+    try {
+      // Another replica holds the migration lock for three statement timeouts.
+      await other.query('SELECT pg_advisory_lock($1)', [PRSERV_ADVISORY_LOCK_KEY]);
+      const released = new Promise<void>((resolve) => setTimeout(resolve, 1_500)).then(() => other.query('SELECT pg_advisory_unlock_all()'));
+      const store = await openPrStore({ database: database.url, statementTimeoutMs: 500 });
+      await released;
+      try {
+        expect(await store.getPr({ version: '1.0', pkgarch: 'a', checksum: 'c' })).toBe('0');
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await other.end();
+      await database.drop();
+    }
+  });
+
+  it('names the database without its password, in the URL or as a parameter', async () => {
+    const database = await createPostgresDatabase('redacted_location');
+    try {
+      const url = new URL(database.url);
+      url.password = 'in-url-secret';
+      url.searchParams.set('password', 'in-query-secret');
+      // Trust authentication here: the password is sent and not needed.
+      const store = await openPrStore({ database: url.toString() });
+      try {
+        expect(store.location).not.toMatch(/secret/);
+        expect(store.location).toContain('password=***');
+      } finally {
+        await store.close();
+      }
+    } finally {
       await database.drop();
     }
   });

@@ -26,9 +26,13 @@ export const silentLogger: ServerLogger = {
 
 const PINO_OPTIONS = { base: { service: 'prserv' }, timestamp: pino.stdTimeFunctions.isoTime } as const;
 
-/** A pino logger writing JSON lines to stdout. */
+/**
+ * A pino logger writing JSON lines to stdout, synchronously: in order, and nothing lost when the
+ * process exits right after its last line (shutdown). Logging is per event, not per request
+ * (requests are logged at debug only), so writing in place costs nothing that counts.
+ */
 export function createJsonLogger(level: LogLevel): ServerLogger & { level: string } {
-  return pino({ level, ...PINO_OPTIONS });
+  return pino({ level, ...PINO_OPTIONS }, pino.destination({ dest: 1, sync: true }));
 }
 
 /**
