@@ -1,7 +1,10 @@
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrClient } from '@prserv/client';
-import { STORE_KINDS, type TestDatabase } from '@prserv/test-support';
+import { CLI_PATH, createPostgresDatabase, STORE_KINDS, type TestDatabase } from '@prserv/test-support';
+import { PRSERV_ADVISORY_LOCK_KEY } from '../packages/core/src/engine/schema.js';
 import { type ServerProcess, startServerProcess } from '@prserv/test-support';
 import { RawSocket } from '@prserv/test-support';
 
@@ -73,5 +76,31 @@ describe.each(STORE_KINDS)('prserv server lifecycle on $kind', ({ kind, create }
     await client.close();
     expect(await server.stop()).toBe(0);
     server = undefined;
+  });
+});
+
+describe.runIf(STORE_KINDS.some(({ kind }) => kind === 'postgres'))('prserv server stopped while starting', () => {
+  it('stops at once with exit code 0 on SIGTERM while it waits for another replica’s migration', async () => {
+    const database = await createPostgresDatabase('lifecycle_starting');
+    const other = new pg.Client({ connectionString: database.url });
+    await other.connect();
+    try {
+      await other.query('SELECT pg_advisory_lock($1)', [PRSERV_ADVISORY_LOCK_KEY]);
+      const child = spawn(process.execPath, [CLI_PATH, 'server', '--database', database.url, '--bind', '127.0.0.1:0', '--log-format', 'json'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      // Blocked on the migration lock: no "prserv listening" comes.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(stdout).not.toContain('prserv listening');
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(stdout).toContain('signal while starting: stopped before serving');
+    } finally {
+      await other.end();
+      await database.drop();
+    }
   });
 });

@@ -82,6 +82,36 @@ export async function runServerCommand(args: string[], io: CliIo): Promise<numbe
 async function runServer(settings: ServerSettings, io: { stderr: NodeJS.WritableStream }): Promise<number> {
   const pretty = settings.logFormat === 'pretty' || (settings.logFormat === 'auto' && process.stdout.isTTY === true);
   const logger: ServerLogger = pretty ? await createPrettyLogger(settings.logLevel) : createJsonLogger(settings.logLevel);
+  const starting = stopOnSignalWhileStarting(logger);
+  try {
+    return await serve(settings, io, logger, starting);
+  } finally {
+    starting.done();
+  }
+}
+
+/**
+ * Until the server drains on a signal (from when it listens), a signal stops the start at once,
+ * with exit code 0: nothing is served yet, and opening the store can wait a long time (on another
+ * replica's migration). What the start leaves half done is taken up by the next one: a migration
+ * rolls back with its connection, and an embedded store half made is made anew.
+ */
+function stopOnSignalWhileStarting(logger: ServerLogger): { done(): void } {
+  const stop = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, 'signal while starting: stopped before serving');
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  return {
+    done() {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+    },
+  };
+}
+
+async function serve(settings: ServerSettings, io: { stderr: NodeJS.WritableStream }, logger: ServerLogger, starting: { done(): void }): Promise<number> {
   if (settings.syncModeGiven) {
     logger.warn({}, '--sync-mode / PRSERV_SYNC_MODE is deprecated and ignored: it tuned sqlite, which prserv does not use');
   }
@@ -201,6 +231,7 @@ async function runServer(settings: ServerSettings, io: { stderr: NodeJS.Writable
         resolve(1);
       }
     };
+    starting.done();
     process.on('SIGTERM', (signal) => void stop(signal));
     process.on('SIGINT', (signal) => void stop(signal));
   });
