@@ -239,6 +239,14 @@ describe('prserv server start-up and shutdown', () => {
     }
   });
 
+  it('refuses --http on the port it listens on, before creating an embedded store', async () => {
+    const folder = join(workDir, 'never-created-http');
+    const result = await runCliProcess(['server', '--database', folder, '--bind', '127.0.0.1:18719', '--http', '0.0.0.0:18719']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe('prserv: --http 0.0.0.0:18719 is the address the server listens on (--bind): give it another port\n');
+    await expect(stat(folder)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   it('prints the cause of a failed start once', async () => {
     // A file where the store's folder should be.
     const file = await writeConfig('not-a-folder', 'x');

@@ -412,8 +412,22 @@ async function openEmbedded(folder: string, readOnly: boolean, mustExist: boolea
   } catch (cause) {
     await lock.release();
     if (cause instanceof PrStoreError) throw cause;
-    throw new PrStoreError('DATABASE_ERROR', `cannot open the embedded store in ${location}: ${(cause as Error).message}`, { cause });
+    throw new PrStoreError('DATABASE_ERROR', `cannot open the embedded store in ${location}: ${thrownText(cause)}`, { cause });
   }
+}
+
+/**
+ * What PGlite threw, in words. Its file system errors are not `Error`s but Emscripten's
+ * `{ name: 'ErrnoError', errno }`, most often a file of the folder this user may not read or write.
+ */
+function thrownText(cause: unknown): string {
+  if (cause instanceof Error) return cause.message;
+  const { name, errno, message } = (cause ?? {}) as { name?: unknown; errno?: unknown; message?: unknown };
+  if (typeof message === 'string') return message;
+  if (typeof errno === 'number') {
+    return `${typeof name === 'string' ? name : 'file system error'} ${errno} (may this user read and write every file of the folder?)`;
+  }
+  return String(cause);
 }
 
 /**

@@ -116,6 +116,10 @@ async function serve(settings: ServerSettings, io: { stderr: NodeJS.WritableStre
     logger.warn({}, '--sync-mode / PRSERV_SYNC_MODE is deprecated and ignored: it tuned sqlite, which prserv does not use');
   }
   // Before the store: a new embedded store takes seconds to create and would be left behind.
+  if (settings.http && sharesPort(settings.http, { host: settings.host, port: settings.port })) {
+    io.stderr.write(`prserv: --http ${settings.http.host}:${settings.http.port} is the address the server listens on (--bind): give it another port\n`);
+    return 2;
+  }
   for (const [what, address] of [
     ['listen on', { host: settings.host, port: settings.port }],
     ['serve HTTP on', settings.http],
@@ -296,4 +300,11 @@ function isLoopback(address: string): boolean {
 
 function describe(error: unknown): string {
   return errorChain(error).join(': ');
+}
+
+/** True when two listen addresses would take the same port (the same host, or either one every host). */
+function sharesPort(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
+  if (a.port === 0 || a.port !== b.port) return false;
+  const everyHost = (host: string) => host === '0.0.0.0' || host === '::' || host === '';
+  return a.host === b.host || everyHost(a.host) || everyHost(b.host);
 }

@@ -335,7 +335,7 @@ function asNetworks({ value, source }: { value: Raw | unknown[]; source: string 
 
 function asString({ value, source }: { value: Raw; source: string }): string | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw new ConfigError(`invalid ${source}: expected a string, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'string') throw new ConfigError(`invalid ${source}: expected a string, got ${shown(value)}`);
   return value;
 }
 
@@ -351,7 +351,7 @@ function asInteger({ value, source }: { value: Raw; source: string }, min: numbe
   if (value === undefined) return undefined;
   const number = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
   if (!Number.isSafeInteger(number) || number < min) {
-    throw new ConfigError(`invalid ${source} ${JSON.stringify(value)}: expected ${expected}`);
+    throw new ConfigError(`invalid ${source} ${shown(value)}: expected ${expected}`);
   }
   return number;
 }
@@ -362,7 +362,7 @@ function asInteger({ value, source }: { value: Raw; source: string }, min: numbe
 function asMilliseconds(setting: { value: Raw; source: string }): number | undefined {
   const ms = asWholeNumber(setting);
   if (ms !== undefined && ms > MAX_TIMER_MS) {
-    throw new ConfigError(`invalid ${setting.source} ${JSON.stringify(setting.value)}: at most ${MAX_TIMER_MS} ms (the longest timer Node keeps, about 24.8 days)`);
+    throw new ConfigError(`invalid ${setting.source} ${shown(setting.value)}: at most ${MAX_TIMER_MS} ms (the longest timer Node keeps, about 24.8 days)`);
   }
   return ms;
 }
@@ -380,11 +380,11 @@ function asSeconds({ value, source }: { value: Raw; source: string }, zeroAllowe
   const number = typeof value === 'number' ? value : typeof value === 'string' && /^\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : Number.NaN;
   // Below a millisecond rounds to 0, which means "never" or is refused: not what anyone asked for.
   if (!Number.isFinite(number) || (number === 0 ? !zeroAllowed : number < 0.001)) {
-    throw new ConfigError(`invalid ${source} ${JSON.stringify(value)}: expected seconds, ${zeroAllowed ? '0 (off) or more' : 'more than 0'}`);
+    throw new ConfigError(`invalid ${source} ${shown(value)}: expected seconds, ${zeroAllowed ? '0 (off) or more' : 'more than 0'}`);
   }
   // Checked on the milliseconds the timer gets, so that rounding cannot carry a value past the limit.
   if (secondsToMs(number) > MAX_TIMER_MS) {
-    throw new ConfigError(`invalid ${source} ${JSON.stringify(value)}: at most ${MAX_TIMER_SECONDS} seconds (the longest timer Node keeps, about 24.8 days)`);
+    throw new ConfigError(`invalid ${source} ${shown(value)}: at most ${MAX_TIMER_SECONDS} seconds (the longest timer Node keeps, about 24.8 days)`);
   }
   return number;
 }
@@ -394,5 +394,10 @@ function asBoolean({ value, source }: { value: Raw; source: string }): boolean |
   const text = String(value).trim().toLowerCase();
   if (['1', 'true', 'yes', 'on'].includes(text)) return true;
   if (['0', 'false', 'no', 'off'].includes(text)) return false;
-  throw new ConfigError(`invalid ${source} ${JSON.stringify(value)}: expected true or false (1/0, yes/no)`);
+  throw new ConfigError(`invalid ${source} ${shown(value)}: expected true or false (1/0, yes/no)`);
+}
+
+/** A setting's value as the user wrote it, for a message: JSON, except numbers JSON cannot spell (`.inf` in YAML). */
+function shown(value: unknown): string {
+  return typeof value === 'number' && !Number.isFinite(value) ? String(value) : (JSON.stringify(value) ?? String(value));
 }

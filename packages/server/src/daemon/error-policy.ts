@@ -83,6 +83,9 @@ export function errorChain(error: unknown, depth = 4): string[] {
   // Walks at most `depth` causes and stops at one already seen: a cause chain can loop.
   for (let step = 0; current && step < depth && !seen.has(current); step += 1) {
     seen.add(current);
+    // A cause that is neither an Error nor text (PGlite's file system errors) is told by the
+    // error wrapping it; as text it would only read "[object Object]".
+    if (step > 0 && !(current instanceof Error) && typeof current === 'object') break;
     const text = current instanceof Error ? current.message : String(current);
     if (!parts.some((part) => part.includes(text))) parts.push(text);
     current = current instanceof Error ? current.cause : undefined;

@@ -75,6 +75,8 @@ describe('resolveServerSettings', () => {
 
     it('refuses a bad network in the config file, naming the key', () => {
       expect(configErrorOf(() => resolveServerSettings({}, {}, fileWith({ allow: ['10.0.0.0/8', 'nowhere'] }))).message).toContain('server.allow');
+      // YAML's .inf, which JSON cannot spell, is named as written.
+      expect(configErrorOf(() => resolveServerSettings({}, {}, fileWith({ max_clients: Number.POSITIVE_INFINITY }))).message).toMatch(/max_clients.* Infinity: /);
     });
   });
 

@@ -119,6 +119,12 @@ describe('errorChain', () => {
     expect(errorChain(new Error('cannot open the store'))).toEqual(['cannot open the store']);
   });
 
+  it('leaves out a cause that is neither an Error nor text, which the error wrapping it tells', () => {
+    const wrapped = new Error('cannot open the embedded store in /s: ErrnoError 2', { cause: { name: 'ErrnoError', errno: 2 } });
+    expect(errorChain(wrapped)).toEqual(['cannot open the embedded store in /s: ErrnoError 2']);
+    expect(errorChain(new Error('outer', { cause: 'a reason given as text' }))).toEqual(['outer', 'a reason given as text']);
+  });
+
   it('lists causes outermost first', () => {
     expect(errorChain(nested('cannot open the store', 'connect failed', 'connect ECONNREFUSED 127.0.0.1:5432'))).toEqual([
       'cannot open the store',
