@@ -259,23 +259,15 @@ async function openPostgres(url: string, poolSize: number, options: OpenPrStoreO
       report(new Error(`closing the PostgreSQL pool took over ${closeTimeoutMs} ms; connections left to the OS`));
     }
   };
-  // The schema is made over a connection of its own, without the request path's time limits: a
-  // replica waits for another's migration as long as it runs, and an index on a large table takes
-  // as long as it takes (migrateToLatest lifts the server-side limits inside its transaction).
+  // Without the request path's time limits: a replica waits for another's migration as long as it
+  // runs, and an index on a large table takes as long as it takes (migrateToLatest lifts the
+  // server-side limits inside its transaction).
   const openSchemaConnection = () => {
     const schemaPool = new pg.Pool({ ...connection, statement_timeout: undefined, query_timeout: undefined, max: 1 });
     schemaPool.on('error', report);
     return new Kysely<PrDatabase>({ dialect: new PostgresDialect({ pool: schemaPool }) });
   };
-  const migrateOverSchemaConnection = async () => {
-    const schemaDb = openSchemaConnection();
-    try {
-      await migrateToLatest(schemaDb);
-    } finally {
-      await schemaDb.destroy();
-    }
-  };
-  const migrate = readOnly ? () => migrateForReadOnly(db, openSchemaConnection) : migrateOverSchemaConnection;
+  const migrate = () => migrateOverSchemaConnection(db, openSchemaConnection, readOnly);
   const afterMigration = readOnly ? () => checkSessionReadOnly(db) : undefined;
   const poolFigures = () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
   // A read-only store never allocates; its sessions stay as they are.
@@ -284,28 +276,37 @@ async function openPostgres(url: string, poolSize: number, options: OpenPrStoreO
 }
 
 /**
- * Brings the schema of a read-only PostgreSQL store up to date. Its own sessions cannot: they
- * are read-only. When the schema is current, which they can tell by reading, nothing more is
- * needed, so a role that may only read (or a hot standby) serves read-only. Otherwise the
- * schema is made over one short-lived writable connection (`openSchemaConnection`), as a writable
- * server would make it: a read-only server on a new database answers from an empty table, and a
- * writer started later finds the schema it expects. BitBake does the same (lib/prserv/db.py,
+ * Brings the schema of a PostgreSQL store up to date over one short-lived connection of its own
+ * (`openSchemaConnection`), without the request path's time limits, when reading it over the
+ * store's sessions shows it is not current.
+ *
+ * A read-only store's sessions could not make it: they are read-only. When the schema is current
+ * nothing more is needed, so a role that may only read (or a hot standby) serves read-only.
+ * Otherwise the schema connection makes it as a writable server would: a read-only server on a
+ * new database answers from an empty table, and a writer started later finds the schema it
+ * expects. BitBake does the same (lib/prserv/db.py,
  * `PRTable` creates its table even when read-only, so that a read-only server reaching a shared
  * database first does not race the writer). That connection runs the migrations only (the schema
  * and Kysely's record of them), never a revision.
  */
-async function migrateForReadOnly(db: Kysely<PrDatabase>, openSchemaConnection: () => Kysely<PrDatabase>): Promise<void> {
+async function migrateOverSchemaConnection(
+  db: Kysely<PrDatabase>,
+  openSchemaConnection: () => Kysely<PrDatabase>,
+  readOnly: boolean,
+): Promise<void> {
+  // Read over the store's own sessions: every start but the first after an upgrade ends here,
+  // without a connection more.
   try {
     if (await isSchemaCurrent(db)) return;
   } catch (error) {
-    throw toPrStoreError(error, 'read the prserv schema');
+    throw toPrStoreError(error, readOnly ? 'read the prserv schema' : 'create or upgrade the prserv schema');
   }
   const schemaDb = openSchemaConnection();
   try {
     await migrateToLatest(schemaDb);
   } catch (error) {
     const sqlState = (error as { cause?: { code?: unknown } }).cause?.code;
-    if (sqlState !== INSUFFICIENT_PRIVILEGE && sqlState !== READ_ONLY_SQL_TRANSACTION) throw error;
+    if (!readOnly || (sqlState !== INSUFFICIENT_PRIVILEGE && sqlState !== READ_ONLY_SQL_TRANSACTION)) throw error;
     throw new PrStoreError(
       'DATABASE_ERROR',
       'the prserv schema of this database is missing or out of date, and this read-only store may not create it ' +
